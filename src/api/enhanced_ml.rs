@@ -1,0 +1,332 @@
+//! `/api/enhanced_ml_models`: list, predict and batch predict over the
+//! model registry. Prices come from the request or, by symbol, from the
+//! data manager.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::extract::ApiJson;
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::market::{Interval, Span};
+use crate::models::{InputType, ModelInput, Predictor, PriceSeries, SeriesError};
+use crate::startup::AppState;
+
+/// Most models one batch may name.
+const MAX_BATCH_MODELS: usize = 16;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/enhanced_ml_models/list", get(list))
+        .route(
+            "/api/enhanced_ml_models/predict/{model_name}",
+            post(predict),
+        )
+        .route("/api/enhanced_ml_models/batch_predict", post(batch_predict))
+}
+
+async fn list(State(state): State<AppState>) -> Json<Value> {
+    let metadata: BTreeMap<&str, _> = state.registry.infos().map(|i| (i.name, i)).collect();
+    Json(json!({
+        "success": true,
+        "enhanced_models": state.registry.names(),
+        "metadata": metadata,
+        "total_models": state.registry.len(),
+        "timestamp": Utc::now().to_rfc3339(),
+    }))
+}
+
+#[derive(Deserialize, Default)]
+pub struct PredictRequest {
+    #[serde(default)]
+    symbol: Option<String>,
+    #[serde(default)]
+    price_data: Option<Value>,
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(flatten)]
+    request: PredictRequest,
+}
+
+async fn predict(
+    State(state): State<AppState>,
+    Path(model_name): Path<String>,
+    ApiJson(req): ApiJson<PredictRequest>,
+) -> Result<Json<Value>, ApiError> {
+    run_model(&state, &model_name, &req)
+        .await
+        .map(|m| Json(Value::Object(m)))
+}
+
+async fn batch_predict(
+    State(state): State<AppState>,
+    ApiJson(batch): ApiJson<BatchRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if batch.models.is_empty() {
+        return Err(ApiError::invalid("No models specified"));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for name in batch.models {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.len() > MAX_BATCH_MODELS {
+        return Err(ApiError::invalid(format!(
+            "models: {} given, at most {MAX_BATCH_MODELS} per batch",
+            names.len()
+        )));
+    }
+    let runs = names
+        .iter()
+        .map(|name| run_model(&state, name, &batch.request));
+    let outcomes = futures::future::join_all(runs).await;
+    // One model failing never fails the batch.
+    let results: Map<String, Value> = names
+        .iter()
+        .zip(outcomes)
+        .map(|(name, outcome)| {
+            let value = match outcome {
+                Ok(fields) => Value::Object(fields),
+                Err(e) => json!({
+                    "success": false,
+                    "error": e.to_string(),
+                    "code": e.code(),
+                    "model_name": name,
+                }),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    Ok(Json(json!({
+        "success": true,
+        "symbol": batch.request.symbol,
+        "models_run": names,
+        "results": results,
+        "batch_timestamp": Utc::now().to_rfc3339(),
+    })))
+}
+
+/// Resolves the input for one model, runs it off the async workers and adds
+/// the contract's common fields.
+async fn run_model(
+    state: &AppState,
+    model_name: &str,
+    req: &PredictRequest,
+) -> Result<Map<String, Value>, ApiError> {
+    let model = state
+        .registry
+        .get(model_name)
+        .ok_or_else(|| ApiError::NotFound {
+            code: "unknown_model",
+            message: format!(
+                "unknown model {model_name:?}; served models: [{}]",
+                state.registry.names().join(", ")
+            ),
+        })?;
+    let params = match &req.params {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(p @ Value::Object(_)) => p.clone(),
+        Some(_) => return Err(ApiError::invalid("params must be a JSON object")),
+    };
+    let resolved = resolve_input(state, model.as_ref(), req, &params).await?;
+
+    let worker_model = Arc::clone(&model);
+    let input = resolved.input;
+    let worker_params = params.clone();
+    let mut fields =
+        tokio::task::spawn_blocking(move || worker_model.predict(&input, &worker_params))
+            .await
+            .map_err(|e| ApiError::Internal(format!("model {model_name} panicked: {e}")))??;
+
+    fields.insert("success".into(), json!(true));
+    fields.insert("model_name".into(), json!(model_name));
+    fields
+        .entry("model_type")
+        .or_insert_with(|| json!(model_name));
+    fields.insert("timestamp".into(), json!(Utc::now().to_rfc3339()));
+    fields.insert("data_source".into(), json!(resolved.data_source));
+    if let Some(symbol) = &req.symbol {
+        fields.insert("symbol".into(), json!(symbol));
+    }
+    if let Some(as_of) = resolved.as_of {
+        fields.insert("as_of".into(), json!(as_of.to_string()));
+    }
+    Ok(fields)
+}
+
+struct ResolvedInput {
+    input: ModelInput,
+    /// `request`, or the provider that supplied the prices.
+    data_source: String,
+    /// Date of the newest bar, when prices came from the data layer.
+    as_of: Option<NaiveDate>,
+}
+
+async fn resolve_input(
+    state: &AppState,
+    model: &dyn Predictor,
+    req: &PredictRequest,
+    params: &Value,
+) -> Result<ResolvedInput, ApiError> {
+    let limits = state.settings.limits;
+    let lookback = model
+        .lookback(params)
+        .clamp(1, limits.max_prices_per_series);
+    match model.info().input_type {
+        InputType::PriceSeries => {
+            if let Some(data) = &req.price_data {
+                let series = series_from_json("price_data", data, &limits)?;
+                return Ok(ResolvedInput {
+                    input: ModelInput::Series(series),
+                    data_source: "request".into(),
+                    as_of: None,
+                });
+            }
+            let symbol = req.symbol.as_deref().ok_or_else(|| {
+                ApiError::invalid("send price_data (closes, oldest first) or a symbol")
+            })?;
+            let (series, provider, as_of) = fetch_series(state, symbol, lookback).await?;
+            Ok(ResolvedInput {
+                input: ModelInput::Series(series),
+                data_source: provider,
+                as_of,
+            })
+        }
+        InputType::MultiSeries => {
+            let wanted = requested_symbols(params, &limits)?;
+            if let Some(data) = &req.price_data {
+                let Value::Object(map) = data else {
+                    return Err(ApiError::invalid(
+                        "price_data must be an object of symbol -> closes for this model",
+                    ));
+                };
+                if map.len() > limits.max_series {
+                    return Err(ApiError::invalid(format!(
+                        "price_data: {} series given, at most {}",
+                        map.len(),
+                        limits.max_series
+                    )));
+                }
+                let order: Vec<String> = wanted.unwrap_or_else(|| map.keys().cloned().collect());
+                let mut assets = Vec::with_capacity(order.len());
+                for symbol in order {
+                    let data = map.get(&symbol).ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "params.symbols names {symbol:?}, which price_data lacks"
+                        ))
+                    })?;
+                    let series = series_from_json(&format!("price_data.{symbol}"), data, &limits)?;
+                    assets.push((symbol, series));
+                }
+                return Ok(ResolvedInput {
+                    input: ModelInput::Assets(assets),
+                    data_source: "request".into(),
+                    as_of: None,
+                });
+            }
+            let symbols = wanted.ok_or_else(|| {
+                ApiError::invalid("send price_data as {symbol: [closes]} or params.symbols")
+            })?;
+            let mut assets = Vec::with_capacity(symbols.len());
+            let mut providers: Vec<String> = Vec::new();
+            let mut as_of = None;
+            for symbol in symbols {
+                let (series, provider, date) = fetch_series(state, &symbol, lookback).await?;
+                if !providers.contains(&provider) {
+                    providers.push(provider);
+                }
+                as_of = as_of.max(date);
+                assets.push((symbol, series));
+            }
+            Ok(ResolvedInput {
+                input: ModelInput::Assets(assets),
+                data_source: providers.join(","),
+                as_of,
+            })
+        }
+    }
+}
+
+/// `params.symbols`, when given: a non-empty list of strings.
+fn requested_symbols(params: &Value, limits: &Limits) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(raw) = params.get("symbols") else {
+        return Ok(None);
+    };
+    let symbols: Vec<String> = serde_json::from_value(raw.clone())
+        .map_err(|_| ApiError::invalid("params.symbols must be an array of strings"))?;
+    if symbols.is_empty() {
+        return Err(ApiError::invalid("params.symbols is empty"));
+    }
+    if symbols.len() > limits.max_series {
+        return Err(ApiError::invalid(format!(
+            "params.symbols: {} given, at most {}",
+            symbols.len(),
+            limits.max_series
+        )));
+    }
+    Ok(Some(symbols))
+}
+
+async fn fetch_series(
+    state: &AppState,
+    symbol: &str,
+    bars: usize,
+) -> Result<(PriceSeries, String, Option<NaiveDate>), ApiError> {
+    let history = state
+        .market
+        .history(symbol, Span::LastBars(bars), Interval::Daily)
+        .await?;
+    let as_of = history.as_of();
+    let series = PriceSeries::new(history.closes()).map_err(|e| {
+        ApiError::UpstreamUnavailable(format!(
+            "{} sent unusable prices for {symbol}: {e}",
+            history.provider
+        ))
+    })?;
+    Ok((series, history.provider, as_of))
+}
+
+/// A JSON array of closes, checked: numbers only, within the cap, each
+/// finite and positive.
+fn series_from_json(field: &str, value: &Value, limits: &Limits) -> Result<PriceSeries, ApiError> {
+    let Value::Array(items) = value else {
+        return Err(ApiError::invalid(format!(
+            "{field} must be an array of prices"
+        )));
+    };
+    if items.len() > limits.max_prices_per_series {
+        return Err(ApiError::invalid(format!(
+            "{field}: {} prices given, at most {} per series",
+            items.len(),
+            limits.max_prices_per_series
+        )));
+    }
+    let closes = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_f64()
+                .ok_or_else(|| ApiError::invalid(format!("{field}[{i}] is {v}, not a number")))
+        })
+        .collect::<Result<Vec<f64>, _>>()?;
+    PriceSeries::new(closes).map_err(|e| match e {
+        SeriesError::Empty => ApiError::invalid(format!("{field} is empty")),
+        SeriesError::BadPrice { index, value } => ApiError::invalid(format!(
+            "{field}[{index}] is {value}: prices must be finite and greater than 0"
+        )),
+    })
+}

@@ -1,0 +1,108 @@
+//! Extractors that turn every way a request can be malformed into the
+//! contract's error body, naming the field at fault.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// `Json<T>` whose rejections are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(from_rejection(rejection)),
+        }
+    }
+}
+
+fn from_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        // axum already names the path of the bad field ("price_data[2]: ...").
+        JsonRejection::JsonDataError(e) => ApiError::invalid(format!(
+            "invalid request body: {}",
+            strip_axum_prefix(&e.body_text())
+        )),
+        JsonRejection::JsonSyntaxError(e) => ApiError::invalid(format!(
+            "request body is not valid JSON: {}",
+            strip_axum_prefix(&e.body_text())
+        )),
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+            "expected Content-Type: application/json (with curl, add -H 'Content-Type: application/json')"
+                .to_string(),
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("request body exceeds the configured limit".to_string())
+        }
+        other => ApiError::invalid(format!("cannot read request body: {}", other.body_text())),
+    }
+}
+
+fn strip_axum_prefix(text: &str) -> &str {
+    text.split_once("target type: ")
+        .or_else(|| text.split_once("as JSON: "))
+        .map_or(text, |(_, rest)| rest)
+}
+
+/// Who is calling, for per-caller state: the `X-User-Id` header, else `default`.
+pub struct CallerId(pub String);
+
+const MAX_CALLER_ID_LEN: usize = 128;
+
+impl<S: Send + Sync> FromRequestParts<S> for CallerId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.headers.get("x-user-id") else {
+            return Ok(CallerId("default".to_string()));
+        };
+        let id = raw
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|id| {
+                !id.is_empty()
+                    && id.len() <= MAX_CALLER_ID_LEN
+                    && id.chars().all(|c| c.is_ascii_graphic())
+            })
+            .ok_or_else(|| {
+                ApiError::invalid("X-User-Id must be 1 to 128 visible ASCII characters")
+            })?;
+        Ok(CallerId(id.to_string()))
+    }
+}
+
+/// A `{"symbols": [...]}` body, as the data endpoints take it.
+#[derive(Deserialize)]
+pub struct SymbolList {
+    #[serde(default)]
+    pub symbols: Vec<String>,
+}
+
+impl SymbolList {
+    /// Refuses an empty list (with the legacy message) and one over `cap`.
+    pub fn check(&self, cap: usize) -> Result<(), ApiError> {
+        if self.symbols.is_empty() {
+            return Err(ApiError::invalid("No symbols provided"));
+        }
+        if self.symbols.len() > cap {
+            return Err(ApiError::invalid(format!(
+                "symbols: {} given, at most {cap} per request",
+                self.symbols.len()
+            )));
+        }
+        Ok(())
+    }
+}

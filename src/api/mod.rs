@@ -1,0 +1,137 @@
+//! HTTP only: routes per endpoint group, merged here with the middleware
+//! stack. Handlers parse, call the domain and shape the contract's JSON.
+
+pub mod catalog;
+pub mod enhanced_ml;
+pub mod extract;
+pub mod ops;
+pub mod production;
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::{middleware, Router};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let server = &state.settings.server;
+    let timeout = Duration::from_secs(server.request_timeout_secs);
+    let body_limit = server.body_limit_bytes;
+    let cors = cors_layer(&server.cors_allowed_origins);
+
+    Router::new()
+        .merge(ops::router())
+        .merge(production::router())
+        .merge(enhanced_ml::router())
+        .merge(catalog::router())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Innermost first: each `layer` wraps everything above it.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::map_response(json_error_bodies))
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+                }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AnyOrigin);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AnyOrigin)
+    } else {
+        let list = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect::<Vec<_>>();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+async fn unknown_route(req: Request<Body>) -> ApiError {
+    ApiError::NotFound {
+        code: "not_found",
+        message: format!("no route for {} {}", req.method(), req.uri().path()),
+    }
+}
+
+async fn method_not_allowed(req: Request<Body>) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// Middleware (timeouts, limits) answers with bare status codes; give every
+/// error the contract's JSON body so clients can always read `error`.
+async fn json_error_bodies(response: Response<Body>) -> Response<Body> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
+            ApiError::Timeout("the request took longer than the configured timeout".into())
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("request body exceeds the configured limit".into())
+        }
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed("method not allowed".into()),
+        StatusCode::NOT_FOUND => ApiError::NotFound {
+            code: "not_found",
+            message: "not found".into(),
+        },
+        s if s.is_client_error() => ApiError::BadRequest {
+            code: "invalid_request",
+            message: s.canonical_reason().unwrap_or("bad request").to_string(),
+        },
+        _ => ApiError::Internal(format!("status {status} without a body")),
+    };
+    let mut rebuilt = error.into_response();
+    *rebuilt.status_mut() = status;
+    rebuilt
+}
+
+/// A panic is a bug: log it, answer 500 with the contract's body.
+fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let detail = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+}

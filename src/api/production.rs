@@ -1,0 +1,74 @@
+//! `/api/production_api`: data-layer health and live quotes.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::extract::{ApiJson, SymbolList};
+use crate::error::ApiError;
+use crate::market::local;
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/production_api/health", get(health))
+        .route("/api/production_api/portfolio_data", post(portfolio_data))
+}
+
+/// Reads counters only; never calls a provider.
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let h = state.market.health();
+    let now = Utc::now().to_rfc3339();
+    Json(json!({
+        "success": true,
+        "status": h.status,
+        "timestamp": now,
+        "health": {
+            "environment": h.environment,
+            "providers": h.providers,
+            "provider_priority": h.provider_priority,
+            "performance_metrics": h.performance_metrics,
+            "cache_stats": h.cache_stats,
+            "symbol_mappings_loaded": h.symbol_mappings_loaded,
+            "timestamp": now,
+        },
+    }))
+}
+
+async fn portfolio_data(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SymbolList>,
+) -> Result<Json<Value>, ApiError> {
+    req.check(state.settings.limits.max_series)?;
+    let report = state.market.quotes(&req.symbols).await;
+    // Local data is a snapshot: say how old it is.
+    let as_of = report
+        .found
+        .iter()
+        .filter(|(_, q)| q.provider == local::NAME)
+        .map(|(_, q)| q.timestamp.date_naive())
+        .max();
+    let portfolio_data: BTreeMap<String, _> = report.found.into_iter().collect();
+    let symbols_found = portfolio_data.len();
+    let symbols_missing: Vec<Value> = report
+        .missing
+        .into_iter()
+        .map(|(symbol, reason)| json!({ "symbol": symbol, "reason": reason }))
+        .collect();
+    let mut body = json!({
+        "success": true,
+        "portfolio_data": portfolio_data,
+        "symbols_requested": req.symbols.len(),
+        "symbols_found": symbols_found,
+        "symbols_missing": symbols_missing,
+        "timestamp": Utc::now().to_rfc3339(),
+    });
+    if let Some(date) = as_of {
+        body["as_of"] = json!(date.to_string());
+    }
+    Ok(Json(body))
+}

@@ -1,0 +1,8 @@
+//! The catalog: agents and model listings, subscriptions, trailing returns.
+
+pub mod listing;
+pub mod returns;
+pub mod subscriptions;
+
+pub use listing::{Agent, Catalog, Listing, ModelListing};
+pub use subscriptions::{ItemKind, SubscriptionStore, Subscriptions};

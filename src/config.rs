@@ -1,0 +1,410 @@
+//! Typed settings: built-in defaults, then `<config dir>/default.toml`, then
+//! `<config dir>/<environment>.toml`, then `TICKCAST_*` environment variables
+//! (plus the legacy `ENVIRONMENT`, `FYERS_APP_ID`, `FYERS_ACCESS_TOKEN`), then
+//! CLI flags. A bad value stops startup with a message naming the key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The defaults shipped in the binary, so it starts from any directory.
+const BUILT_IN_DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub limits: Limits,
+    pub data: DataSettings,
+    pub catalog: CatalogSettings,
+    pub market: MarketSettings,
+    pub fyers: FyersSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub port: u16,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Caps on request sizes, checked at the HTTP edge.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_prices_per_series: usize,
+    pub max_series: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub prices_dir: PathBuf,
+    /// Empty: the mapping built into the binary.
+    pub symbol_mapping_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    pub file: PathBuf,
+    pub subscriptions_db: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketSettings {
+    pub environment: Environment,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FyersSettings {
+    pub app_id: String,
+    pub access_token: SecretString,
+}
+
+impl FyersSettings {
+    /// Fyers is usable only with both an app id and a token.
+    pub fn is_configured(&self) -> bool {
+        !self.app_id.trim().is_empty() && !self.access_token.expose_secret().trim().is_empty()
+    }
+}
+
+impl fmt::Debug for FyersSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FyersSettings")
+            .field("app_id", &self.app_id)
+            .field("access_token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Deployment environment; decides provider priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl FromStr for Environment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "staging" | "stage" => Ok(Environment::Staging),
+            "production" | "prod" => Ok(Environment::Production),
+            other => Err(format!(
+                "unknown environment {other:?}: expected development, staging or production (or dev, stage, prod)"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Environment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Overrides given on the command line; they win over every other layer.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CliOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// A configuration problem, naming the key and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn key(key: &str, reason: impl fmt::Display) -> Self {
+        ConfigError(format!("`{key}`: {reason}"))
+    }
+}
+
+impl Settings {
+    /// Loads settings. `config_path` is a directory holding `default.toml`
+    /// and `<environment>.toml`, or a single TOML file; a missing default
+    /// directory is fine, an explicitly named missing path is not.
+    pub fn load(
+        config_path: &Path,
+        path_is_explicit: bool,
+        cli: &CliOverrides,
+    ) -> Result<Self, ConfigError> {
+        Self::load_from(config_path, path_is_explicit, cli, |k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    /// As [`Settings::load`], reading legacy variables through `env`
+    /// (`TICKCAST_*` variables are always read from the process).
+    pub fn load_from(
+        config_path: &Path,
+        path_is_explicit: bool,
+        cli: &CliOverrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut base = Figment::from(Toml::string(BUILT_IN_DEFAULTS));
+        let config_dir = if config_path.is_file() {
+            base = base.merge(Toml::file_exact(config_path));
+            None
+        } else if config_path.is_dir() {
+            let defaults = config_path.join("default.toml");
+            if defaults.is_file() {
+                base = base.merge(Toml::file_exact(defaults));
+            }
+            Some(config_path)
+        } else if path_is_explicit {
+            return Err(ConfigError::key(
+                "--config",
+                format!("{} does not exist", config_path.display()),
+            ));
+        } else {
+            None
+        };
+
+        let overrides = |figment: Figment| -> Result<Figment, ConfigError> {
+            let mut figment =
+                figment.merge(Env::prefixed("TICKCAST_").ignore(&["config"]).split("__"));
+            if let Some(raw) = env("ENVIRONMENT").filter(|v| !v.trim().is_empty()) {
+                let parsed: Environment = raw
+                    .parse()
+                    .map_err(|e| ConfigError::key("ENVIRONMENT", e))?;
+                figment = figment.merge(("market.environment", parsed.as_str()));
+            }
+            if let Some(app_id) = env("FYERS_APP_ID") {
+                figment = figment.merge(("fyers.app_id", app_id));
+            }
+            if let Some(token) = env("FYERS_ACCESS_TOKEN") {
+                figment = figment.merge(("fyers.access_token", token));
+            }
+            Ok(figment.merge(Serialized::defaults(ServerOverrides { server: cli })))
+        };
+
+        // The environment picks the per-environment file, so read it first.
+        let environment: Environment = overrides(base.clone())?
+            .extract_inner("market.environment")
+            .map_err(describe)?;
+        if let Some(dir) = config_dir {
+            let file = dir.join(format!("{}.toml", environment.as_str()));
+            if file.is_file() {
+                base = base.merge(Toml::file_exact(file));
+            }
+        }
+        let settings: Settings = overrides(base)?.extract().map_err(describe)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |key: &str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::key(key, "must be greater than 0"))
+            } else {
+                Ok(())
+            }
+        };
+        positive(
+            "server.request_timeout_secs",
+            self.server.request_timeout_secs,
+        )?;
+        positive(
+            "server.body_limit_bytes",
+            self.server.body_limit_bytes as u64,
+        )?;
+        positive(
+            "limits.max_prices_per_series",
+            self.limits.max_prices_per_series as u64,
+        )?;
+        positive("limits.max_series", self.limits.max_series as u64)?;
+        self.server
+            .bind
+            .parse::<std::net::IpAddr>()
+            .map_err(|e| ConfigError::key("server.bind", format!("{:?}: {e}", self.server.bind)))?;
+        if self.server.cors_allowed_origins.is_empty() {
+            return Err(ConfigError::key(
+                "server.cors_allowed_origins",
+                "must list at least one origin, or \"*\"",
+            ));
+        }
+        for origin in &self.server.cors_allowed_origins {
+            if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
+                return Err(ConfigError::key(
+                    "server.cors_allowed_origins",
+                    format!("{origin:?} is not a valid origin"),
+                ));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError::key("log.level", e))?;
+        Ok(())
+    }
+
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        // `validate` proved `bind` parses.
+        let ip = self
+            .server
+            .bind
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        std::net::SocketAddr::new(ip, self.server.port)
+    }
+}
+
+#[derive(Serialize)]
+struct ServerOverrides<'a> {
+    server: &'a CliOverrides,
+}
+
+/// Figment errors already name the key and the source; keep them on one line.
+fn describe(err: figment::Error) -> ConfigError {
+    let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+    ConfigError(messages.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(env: &[(&str, &str)], dir: &Path) -> Result<Settings, ConfigError> {
+        let vars: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(dir, true, &CliOverrides::default(), move |k| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn built_in_defaults_are_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = load_with(&[], dir.path()).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.server.bind, "127.0.0.1");
+        assert_eq!(s.limits.max_series, 500);
+        assert_eq!(s.market.environment, Environment::Development);
+        assert!(!s.fyers.is_configured());
+    }
+
+    #[test]
+    fn legacy_environment_variable_accepts_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = load_with(&[("ENVIRONMENT", "PROD")], dir.path()).unwrap();
+        assert_eq!(s.market.environment, Environment::Production);
+        let err = load_with(&[("ENVIRONMENT", "moon")], dir.path()).unwrap_err();
+        assert!(err.to_string().contains("ENVIRONMENT"), "{err}");
+    }
+
+    #[test]
+    fn environment_file_overrides_default_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("default.toml"), "[server]\nport = 9001\n").unwrap();
+        std::fs::write(dir.path().join("staging.toml"), "[server]\nport = 9002\n").unwrap();
+        assert_eq!(load_with(&[], dir.path()).unwrap().server.port, 9001);
+        let staged = load_with(&[("ENVIRONMENT", "stage")], dir.path()).unwrap();
+        assert_eq!(staged.server.port, 9002);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("default.toml");
+        std::fs::write(&file, "[server]\nport = \"eighty\"\n").unwrap();
+        let err = load_with(&[], dir.path()).unwrap_err().to_string();
+        assert!(err.contains("server.port"), "{err}");
+
+        std::fs::write(&file, "[limits]\nmax_series = 0\n").unwrap();
+        let err = load_with(&[], dir.path()).unwrap_err().to_string();
+        assert!(err.contains("limits.max_series"), "{err}");
+
+        std::fs::write(&file, "[log]\nformat = \"xml\"\n").unwrap();
+        let err = load_with(&[], dir.path()).unwrap_err().to_string();
+        assert!(err.contains("log.format"), "{err}");
+
+        std::fs::write(&file, "[server]\nprot = 1\n").unwrap();
+        let err = load_with(&[], dir.path()).unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn fyers_token_never_shows_in_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = load_with(
+            &[
+                ("FYERS_APP_ID", "APP-100"),
+                ("FYERS_ACCESS_TOKEN", "sekrit-token"),
+            ],
+            dir.path(),
+        )
+        .unwrap();
+        assert!(s.fyers.is_configured());
+        assert!(!format!("{s:?}").contains("sekrit-token"));
+    }
+
+    #[test]
+    fn cli_overrides_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = CliOverrides {
+            bind: Some("0.0.0.0".into()),
+            port: Some(1234),
+        };
+        let s = Settings::load_from(dir.path(), true, &cli, |_| None).unwrap();
+        assert_eq!(s.socket_addr().to_string(), "0.0.0.0:1234");
+    }
+
+    #[test]
+    fn explicit_missing_config_path_is_an_error() {
+        let err = Settings::load_from(
+            Path::new("/nonexistent/tickcast.toml"),
+            true,
+            &CliOverrides::default(),
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--config"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Market data: symbols, providers and the data manager in front of them.
+//! Knows nothing of models or HTTP.
+
+pub mod dataset;
+pub mod local;
+pub mod manager;
+pub mod prices;
+pub mod provider;
+pub mod stats;
+pub mod symbols;
+
+pub use manager::{DataManager, MarketError, MarketHealth, QuoteReport};
+pub use prices::{Candle, History, Interval, Quote, Span};
+pub use provider::{Provider, ProviderError};
+pub use symbols::{SymbolForm, SymbolMapper};

@@ -1,0 +1,73 @@
+//! Per-provider call counters, read by health without touching a provider.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Debug, Default)]
+pub struct ProviderStats {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    latency_micros: AtomicU64,
+}
+
+/// A snapshot in the contract's `performance_metrics` shape.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProviderMetrics {
+    /// Percent of calls that did not fail (100 before the first call).
+    pub success_rate: f64,
+    pub total_calls: u64,
+    pub avg_latency_ms: f64,
+    pub circuit_breaker_state: &'static str,
+}
+
+impl ProviderStats {
+    pub fn record(&self, elapsed: Duration, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.latency_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self, circuit_breaker_state: &'static str) -> ProviderMetrics {
+        let calls = self.calls.load(Ordering::Relaxed);
+        let failures = self.failures.load(Ordering::Relaxed).min(calls);
+        let latency = self.latency_micros.load(Ordering::Relaxed);
+        let (success_rate, avg_latency_ms) = if calls == 0 {
+            (100.0, 0.0)
+        } else {
+            (
+                100.0 * (calls - failures) as f64 / calls as f64,
+                latency as f64 / calls as f64 / 1000.0,
+            )
+        };
+        ProviderMetrics {
+            success_rate,
+            total_calls: calls,
+            avg_latency_ms,
+            circuit_breaker_state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reports_rates_and_mean_latency() {
+        let stats = ProviderStats::default();
+        assert_eq!(stats.snapshot("closed").success_rate, 100.0);
+        stats.record(Duration::from_millis(2), false);
+        stats.record(Duration::from_millis(4), false);
+        stats.record(Duration::from_millis(6), false);
+        stats.record(Duration::from_millis(8), true);
+        let m = stats.snapshot("closed");
+        assert_eq!(m.total_calls, 4);
+        assert_eq!(m.success_rate, 75.0);
+        assert_eq!(m.avg_latency_ms, 5.0);
+    }
+}

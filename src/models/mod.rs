@@ -1,0 +1,105 @@
+//! Predictors and the registry that serves them. Pure and synchronous:
+//! callers run `predict` on a blocking thread.
+
+pub mod series;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use series::{PriceSeries, SeriesError};
+
+/// What a model takes as input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputType {
+    /// One price series (`price_data: [..]`).
+    PriceSeries,
+    /// Several named series (`price_data: {"AAPL": [..], ..}`).
+    MultiSeries,
+}
+
+/// The contract's `metadata` entry for a model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub name: &'static str,
+    pub category: &'static str,
+    pub description: &'static str,
+    pub input_type: InputType,
+    pub output_type: &'static str,
+    pub complexity: &'static str,
+    pub latency: &'static str,
+}
+
+/// Prices handed to a model.
+#[derive(Debug, Clone)]
+pub enum ModelInput {
+    Series(PriceSeries),
+    Assets(Vec<(String, PriceSeries)>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The input or params are wrong (400).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Too little data for this model (422).
+    #[error("{0}")]
+    InsufficientData(String),
+    /// Valid input with no answer, e.g. no tangency portfolio exists (422).
+    #[error("{0}")]
+    Infeasible(String),
+    /// The model could not compute an answer.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub trait Predictor: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+
+    /// Daily bars to fetch when the caller names a symbol instead of sending prices.
+    fn lookback(&self, params: &Value) -> usize;
+
+    /// Model-specific response fields (the API adds the common ones).
+    fn predict(&self, input: &ModelInput, params: &Value)
+        -> Result<Map<String, Value>, ModelError>;
+}
+
+/// The models this service actually serves, by name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    models: BTreeMap<&'static str, Arc<dyn Predictor>>,
+}
+
+impl Registry {
+    pub fn register(&mut self, model: Arc<dyn Predictor>) {
+        self.models.insert(model.info().name, model);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Predictor>> {
+        self.models.get(name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.models.keys().copied().collect()
+    }
+
+    pub fn infos(&self) -> impl Iterator<Item = &ModelInfo> {
+        self.models.values().map(|m| m.info())
+    }
+
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+}
+
+/// The models this build serves.
+pub fn served() -> Registry {
+    Registry::default()
+}

@@ -1,0 +1,125 @@
+//! Builds the application from settings: data, catalog, store, router.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::catalog::{Catalog, SubscriptionStore};
+use crate::config::Settings;
+use crate::market::local::LocalProvider;
+use crate::market::{DataManager, Provider, SymbolMapper};
+use crate::models::Registry;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub market: Arc<DataManager>,
+    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
+    pub subscriptions: SubscriptionStore,
+    /// Set once data is loaded; read by `/readyz`.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
+        let mapper = match &settings.data.symbol_mapping_file {
+            path if path.as_os_str().is_empty() => SymbolMapper::built_in()?,
+            path => {
+                let file = std::fs::File::open(path).with_context(|| {
+                    format!("data.symbol_mapping_file: cannot open {}", path.display())
+                })?;
+                SymbolMapper::from_reader(std::io::BufReader::new(file))
+                    .with_context(|| format!("data.symbol_mapping_file: {}", path.display()))?
+            }
+        };
+        let prices_dir = settings.data.prices_dir.clone();
+        let local = tokio::task::spawn_blocking(move || LocalProvider::load(&prices_dir))
+            .await
+            .context("loading price data")??;
+        tracing::info!(
+            symbols = local.symbols().count(),
+            as_of = ?local.as_of(),
+            "local price data loaded"
+        );
+        let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(local)];
+        let market = DataManager::new(providers, Arc::new(mapper), settings.market.environment);
+
+        let catalog = Catalog::load(&settings.catalog.file)?;
+        for name in registry.names() {
+            if catalog.model(name).is_none() {
+                tracing::warn!(
+                    model = name,
+                    "served model has no catalog entry; listed from its own description"
+                );
+            }
+        }
+        let subscriptions = SubscriptionStore::open(&settings.catalog.subscriptions_db)?;
+
+        Ok(AppState {
+            settings: Arc::new(settings),
+            market: Arc::new(market),
+            registry: Arc::new(registry),
+            catalog: Arc::new(catalog),
+            subscriptions,
+            ready: Arc::new(AtomicBool::new(true)),
+        })
+    }
+}
+
+/// A bound listener and the router it will serve.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Builds with the models this build serves.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, crate::models::served()).await
+    }
+
+    /// Builds with a given registry (tests use their own models).
+    pub async fn build_with(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
+        let addr = settings.socket_addr();
+        let state = AppState::build(settings, registry).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (server.bind / server.port)"))?;
+        let router = crate::api::router(state.clone());
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let ready = Arc::clone(&self.state.ready);
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                ready.store(false, Ordering::Release);
+                tracing::info!("shutting down: finishing in-flight requests");
+            })
+            .await
+    }
+}

@@ -1,0 +1,278 @@
+//! Starts the real application on a free port, with its state in a temp dir.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tempfile::TempDir;
+use tickcast::config::{CliOverrides, Settings};
+use tickcast::models::{InputType, ModelError, ModelInfo, ModelInput, Predictor, Registry};
+use tickcast::Application;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// Keeps the state directory alive as long as the app.
+    pub _dir: Arc<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        read(resp).await
+    }
+
+    pub async fn get_as(&self, user: &str, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .header("x-user-id", user)
+            .send()
+            .await
+            .expect("request sent");
+        read(resp).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        read(resp).await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        read(resp).await
+    }
+
+    /// Stops accepting connections; in-flight requests finish.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn read(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body read");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("not JSON (status {status}): {text:?}"));
+    (status, body)
+}
+
+/// Settings as a fresh machine has them, with state and user files in `dir`.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let cli = CliOverrides {
+        bind: Some("127.0.0.1".into()),
+        port: Some(0),
+    };
+    let mut s = Settings::load_from(&PathBuf::from("/nonexistent"), false, &cli, |_| None)
+        .expect("built-in settings load");
+    s.catalog.subscriptions_db = dir.join("state/subscriptions.sqlite3");
+    s.data.prices_dir = dir.join("prices");
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, Registry::default()).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings), registry: Registry) -> TestApp {
+    spawn_app_in(Arc::new(tempfile::tempdir().unwrap()), configure, registry).await
+}
+
+/// Starts an app whose state lives in `dir` (reuse it to simulate a restart).
+pub async fn spawn_app_in(
+    dir: Arc<TempDir>,
+    configure: impl FnOnce(&mut Settings),
+    registry: Registry,
+) -> TestApp {
+    let mut settings = test_settings(dir.path());
+    configure(&mut settings);
+    let app = Application::build_with(settings, registry)
+        .await
+        .expect("app builds");
+    let address = format!("http://{}", app.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        shutdown: Some(tx),
+        server,
+    }
+}
+
+/// A simple real predictor for exercising the HTTP seam: the next return is
+/// the mean of the last five returns. Optional `params.sleep_ms` and
+/// `params.panic` simulate slow and buggy models.
+pub struct MeanDrift {
+    info: ModelInfo,
+}
+
+impl MeanDrift {
+    pub const NAME: &'static str = "mean_drift";
+}
+
+impl Default for MeanDrift {
+    fn default() -> Self {
+        MeanDrift {
+            info: ModelInfo {
+                name: Self::NAME,
+                category: "test",
+                description: "mean of the last five returns",
+                input_type: InputType::PriceSeries,
+                output_type: "price_prediction",
+                complexity: "low",
+                latency: "<1ms",
+            },
+        }
+    }
+}
+
+impl Predictor for MeanDrift {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn lookback(&self, params: &Value) -> usize {
+        params["lookback"].as_u64().unwrap_or(30) as usize
+    }
+
+    fn predict(
+        &self,
+        input: &ModelInput,
+        params: &Value,
+    ) -> Result<Map<String, Value>, ModelError> {
+        if let Some(ms) = params["sleep_ms"].as_u64() {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if params["panic"].as_bool() == Some(true) {
+            panic!("deliberate test panic");
+        }
+        let ModelInput::Series(series) = input else {
+            return Err(ModelError::InvalidInput("expects one series".into()));
+        };
+        let closes = series.closes();
+        if closes.len() < 6 {
+            return Err(ModelError::InsufficientData(format!(
+                "needs at least 6 prices, got {}",
+                closes.len()
+            )));
+        }
+        let tail = &closes[closes.len() - 6..];
+        let mean = tail.windows(2).map(|w| w[1] / w[0] - 1.0).sum::<f64>() / 5.0;
+        let mut out = Map::new();
+        out.insert("predicted_return".into(), mean.into());
+        out.insert("current_price".into(), series.last().into());
+        out.insert(
+            "predicted_price".into(),
+            (series.last() * (1.0 + mean)).into(),
+        );
+        out.insert("observations".into(), closes.len().into());
+        Ok(out)
+    }
+}
+
+/// A multi-series model: weights proportional to each series' last close.
+pub struct PriceWeighted {
+    info: ModelInfo,
+}
+
+impl Default for PriceWeighted {
+    fn default() -> Self {
+        PriceWeighted {
+            info: ModelInfo {
+                name: "price_weighted",
+                category: "test",
+                description: "weights by last close",
+                input_type: InputType::MultiSeries,
+                output_type: "allocation",
+                complexity: "low",
+                latency: "<1ms",
+            },
+        }
+    }
+}
+
+impl Predictor for PriceWeighted {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn lookback(&self, _: &Value) -> usize {
+        10
+    }
+
+    fn predict(&self, input: &ModelInput, _: &Value) -> Result<Map<String, Value>, ModelError> {
+        let ModelInput::Assets(assets) = input else {
+            return Err(ModelError::InvalidInput("expects several series".into()));
+        };
+        let total: f64 = assets.iter().map(|(_, s)| s.last()).sum();
+        let allocation: Map<String, Value> = assets
+            .iter()
+            .map(|(name, s)| (name.clone(), (s.last() / total).into()))
+            .collect();
+        let lengths: Map<String, Value> = assets
+            .iter()
+            .map(|(name, s)| (name.clone(), s.len().into()))
+            .collect();
+        let mut out = Map::new();
+        out.insert("allocation".into(), allocation.into());
+        out.insert("lengths".into(), lengths.into());
+        Ok(out)
+    }
+}
+
+pub fn test_registry() -> Registry {
+    let mut r = Registry::default();
+    r.register(Arc::new(MeanDrift::default()));
+    r.register(Arc::new(PriceWeighted::default()));
+    r
+}
+
+/// The embedded dataset's closes for one symbol, read independently of the app.
+pub fn embedded_closes(symbol: &str) -> Vec<f64> {
+    let file = std::fs::File::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sp500_dataset.csv.gz"
+    ))
+    .unwrap();
+    let mut csv = csv::Reader::from_reader(flate2::read::GzDecoder::new(file));
+    let col = csv
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == symbol)
+        .unwrap();
+    csv.records()
+        .map(|r| r.unwrap()[col].parse::<f64>().unwrap())
+        .collect()
+}

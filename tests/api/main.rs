@@ -1,0 +1,8 @@
+//! Black-box tests: the real router on a free port, called over HTTP.
+
+mod catalog;
+mod enhanced_ml;
+mod errors;
+mod helpers;
+mod ops;
+mod production;
