@@ -111,7 +111,7 @@ impl DataManager {
                     })
                 }
                 Ok(_) => not_found.push(format!("{name}: no bars in range")),
-                Err(e @ ProviderError::Unavailable(_)) => failures.push(format!("{name}: {e}")),
+                Err(e) if e.is_provider_failure() => failures.push(format!("{name}: {e}")),
                 Err(e) => not_found.push(format!("{name}: {e}")),
             }
         }
