@@ -44,7 +44,7 @@ impl AppState {
             .context("loading price data")??;
         tracing::info!(
             symbols = local.symbols().count(),
-            as_of = ?local.as_of(),
+            as_of = %local.as_of().map(|d| d.to_string()).unwrap_or_default(),
             "local price data loaded"
         );
         let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(local)];
