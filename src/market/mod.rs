@@ -1,7 +1,9 @@
 //! Market data: symbols, providers and the data manager in front of them.
 //! Knows nothing of models or HTTP.
 
+pub mod cache;
 pub mod dataset;
+pub mod limiter;
 pub mod local;
 pub mod manager;
 pub mod prices;
