@@ -1,6 +1,8 @@
 //! Predictors and the registry that serves them. Pure and synchronous:
 //! callers run `predict` on a blocking thread.
 
+pub mod optimizer;
+pub mod portfolio;
 pub mod series;
 
 use std::collections::BTreeMap;
@@ -101,5 +103,7 @@ impl Registry {
 
 /// The models this build serves.
 pub fn served() -> Registry {
-    Registry::default()
+    let mut registry = Registry::default();
+    registry.register(Arc::new(optimizer::PortfolioOptimizer::default()));
+    registry
 }

@@ -34,8 +34,12 @@ async fn model_listings_show_only_served_models_and_never_share_an_id() {
     let (_, enhanced) = app.get("/api/catalog/enhanced_models").await;
     assert_eq!(
         (models["total"].as_u64(), enhanced["total"].as_u64()),
-        (Some(0), Some(0))
+        (Some(1), Some(0))
     );
+    let optimizer = &models["models"][0];
+    assert_eq!(optimizer["id"], "realtime_portfolio_optimizer");
+    assert_eq!(optimizer["name"], "Portfolio Optimizer");
+    assert!(optimizer["tier"].is_array() && optimizer["subscription"]["monthly"].is_number());
 
     let app = spawn_app_with(|_| {}, test_registry()).await;
     let (_, models) = app.get("/api/catalog/models").await;

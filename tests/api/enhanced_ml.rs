@@ -8,8 +8,16 @@ async fn list_shows_only_served_models() {
     let app = spawn_app().await;
     let (status, body) = app.get("/api/enhanced_ml_models/list").await;
     assert_eq!(status, 200);
-    assert_eq!(body["enhanced_models"], json!([]));
-    assert_eq!(body["total_models"], 0);
+    assert_eq!(
+        body["enhanced_models"],
+        json!(["realtime_portfolio_optimizer"])
+    );
+    assert_eq!(body["total_models"], 1);
+    let meta = &body["metadata"]["realtime_portfolio_optimizer"];
+    assert_eq!(
+        (meta["input_type"].as_str(), meta["output_type"].as_str()),
+        (Some("multi_series"), Some("allocation"))
+    );
 
     let app = spawn_app_with(|_| {}, test_registry()).await;
     let (_, body) = app.get("/api/enhanced_ml_models/list").await;

@@ -97,8 +97,9 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     s
 }
 
+/// The app as the binary builds it, with the models it serves.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}, Registry::default()).await
+    spawn_app_with(|_| {}, tickcast::models::served()).await
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings), registry: Registry) -> TestApp {

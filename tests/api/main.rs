@@ -5,4 +5,5 @@ mod enhanced_ml;
 mod errors;
 mod helpers;
 mod ops;
+mod optimizer;
 mod production;
