@@ -1,0 +1,90 @@
+//! Portfolio optimiser end to end (returns, covariance, solve) per method,
+//! for 20 assets x 252 days (the real embedded stocks), and 100 x 756 and
+//! 500 x 1260 (synthetic, see `synthetic_closes`).
+//!
+//! Run: cargo bench --bench optimizer
+//! Reference: python benches/reference/pypfopt_bench.py (same inputs).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use tickcast::market::dataset;
+use tickcast::models::portfolio::{optimize, AssetSeries, Method, OptimizeParams};
+
+/// splitmix64, so the Python reference can draw the same numbers.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `assets` series of `days` closes: asset k follows real stock k mod 20's
+/// daily returns over the last `days` closes, plus uniform noise of ±0.5 %
+/// from splitmix64(k * 1_000_003 + t); asset k < 20 is the real stock itself.
+fn synthetic_closes(assets: usize, days: usize) -> Vec<AssetSeries> {
+    let table = dataset::embedded().expect("embedded data");
+    let real: Vec<(&String, Vec<f64>)> = table
+        .iter()
+        .filter(|(s, _)| !s.starts_with('^'))
+        .map(|(s, bars)| {
+            (
+                s,
+                bars[bars.len() - days..].iter().map(|b| b.close).collect(),
+            )
+        })
+        .collect();
+    (0..assets)
+        .map(|k| {
+            let (symbol, base) = &real[k % real.len()];
+            if k < real.len() {
+                return AssetSeries {
+                    symbol: symbol.to_string(),
+                    closes: base.clone(),
+                };
+            }
+            let mut closes = vec![100.0];
+            for t in 1..days {
+                let u = (splitmix((k as u64) * 1_000_003 + t as u64) >> 11) as f64
+                    / (1u64 << 53) as f64;
+                let r = base[t] / base[t - 1] - 1.0 + 0.01 * (u - 0.5);
+                closes.push(closes[t - 1] * (1.0 + r));
+            }
+            AssetSeries {
+                symbol: format!("{symbol}_{k}"),
+                closes,
+            }
+        })
+        .collect()
+}
+
+fn methods(c: &mut Criterion) {
+    for (assets, days) in [(20, 252), (100, 756), (500, 1260)] {
+        let data = synthetic_closes(assets, days);
+        let mut group = c.benchmark_group(format!("optimize_{assets}x{days}"));
+        if assets >= 100 {
+            group
+                .sample_size(10)
+                .measurement_time(Duration::from_secs(10));
+        }
+        for method in [
+            Method::EqualWeight,
+            Method::MinVariance,
+            Method::MaxSharpe,
+            Method::RiskParity,
+        ] {
+            let params = OptimizeParams {
+                method,
+                ..Default::default()
+            };
+            group.bench_with_input(BenchmarkId::from_parameter(method), &data, |b, data| {
+                b.iter(|| optimize(black_box(data), &params).expect("solves"))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, methods);
+criterion_main!(benches);
