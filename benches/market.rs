@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tickcast::config::Environment;
 use tickcast::market::local::LocalProvider;
-use tickcast::market::{dataset, DataManager, Interval, Provider, Span, SymbolMapper};
+use tickcast::market::{dataset, CachePolicy, DataManager, Interval, Provider, Span, SymbolMapper};
 
 const SYMBOLS: [&str; 20] = [
     "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT",
@@ -20,7 +20,12 @@ fn manager() -> DataManager {
     let table = dataset::embedded().expect("embedded dataset parses");
     let local: Arc<dyn Provider> = Arc::new(LocalProvider::from_table(table));
     let mapper = Arc::new(SymbolMapper::built_in().expect("mapping parses"));
-    DataManager::new(vec![local], mapper, Environment::Development)
+    DataManager::new(
+        vec![local],
+        mapper,
+        Environment::Development,
+        CachePolicy::default(),
+    )
 }
 
 fn data_manager(c: &mut Criterion) {

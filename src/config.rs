@@ -78,6 +78,8 @@ pub struct CatalogSettings {
 #[serde(deny_unknown_fields)]
 pub struct MarketSettings {
     pub environment: Environment,
+    pub history_cache_ttl_secs: u64,
+    pub cache_capacity: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -258,6 +260,7 @@ impl Settings {
             self.limits.max_prices_per_series as u64,
         )?;
         positive("limits.max_series", self.limits.max_series as u64)?;
+        positive("market.cache_capacity", self.market.cache_capacity)?;
         self.server
             .bind
             .parse::<std::net::IpAddr>()

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::catalog::{Catalog, SubscriptionStore};
 use crate::config::Settings;
 use crate::market::local::LocalProvider;
-use crate::market::{DataManager, Provider, SymbolMapper};
+use crate::market::{CachePolicy, DataManager, Provider, SymbolMapper};
 use crate::models::Registry;
 
 /// Everything a handler may need; cheap to clone.
@@ -48,7 +48,16 @@ impl AppState {
             "local price data loaded"
         );
         let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(local)];
-        let market = DataManager::new(providers, Arc::new(mapper), settings.market.environment);
+        let cache = CachePolicy {
+            history_ttl: std::time::Duration::from_secs(settings.market.history_cache_ttl_secs),
+            capacity: settings.market.cache_capacity,
+        };
+        let market = DataManager::new(
+            providers,
+            Arc::new(mapper),
+            settings.market.environment,
+            cache,
+        );
 
         let catalog = Catalog::load(&settings.catalog.file)?;
         for name in registry.names() {

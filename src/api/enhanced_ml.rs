@@ -165,6 +165,10 @@ async fn run_model(
     if let Some(as_of) = resolved.as_of {
         fields.insert("as_of".into(), json!(as_of.to_string()));
     }
+    if let Some(age) = resolved.stale_age {
+        fields.insert("stale".into(), json!(true));
+        fields.insert("stale_age_secs".into(), json!(age.as_secs()));
+    }
     Ok(fields)
 }
 
@@ -174,6 +178,8 @@ struct ResolvedInput {
     data_source: String,
     /// Date of the newest bar, when prices came from the data layer.
     as_of: Option<NaiveDate>,
+    /// Age of the oldest last-good answer used, when a provider was down.
+    stale_age: Option<std::time::Duration>,
 }
 
 async fn resolve_input(
@@ -194,16 +200,18 @@ async fn resolve_input(
                     input: ModelInput::Series(series),
                     data_source: "request".into(),
                     as_of: None,
+                    stale_age: None,
                 });
             }
             let symbol = req.symbol.as_deref().ok_or_else(|| {
                 ApiError::invalid("send price_data (closes, oldest first) or a symbol")
             })?;
-            let (series, provider, as_of) = fetch_series(state, symbol, lookback).await?;
+            let fetched = fetch_series(state, symbol, lookback).await?;
             Ok(ResolvedInput {
-                input: ModelInput::Series(series),
-                data_source: provider,
-                as_of,
+                input: ModelInput::Series(fetched.series),
+                data_source: fetched.provider,
+                as_of: fetched.as_of,
+                stale_age: fetched.stale_age,
             })
         }
         InputType::MultiSeries => {
@@ -236,6 +244,7 @@ async fn resolve_input(
                     input: ModelInput::Assets(assets),
                     data_source: "request".into(),
                     as_of: None,
+                    stale_age: None,
                 });
             }
             let symbols = wanted.ok_or_else(|| {
@@ -243,19 +252,21 @@ async fn resolve_input(
             })?;
             let mut assets = Vec::with_capacity(symbols.len());
             let mut providers: Vec<String> = Vec::new();
-            let mut as_of = None;
+            let (mut as_of, mut stale_age) = (None, None);
             for symbol in symbols {
-                let (series, provider, date) = fetch_series(state, &symbol, lookback).await?;
-                if !providers.contains(&provider) {
-                    providers.push(provider);
+                let fetched = fetch_series(state, &symbol, lookback).await?;
+                if !providers.contains(&fetched.provider) {
+                    providers.push(fetched.provider);
                 }
-                as_of = as_of.max(date);
-                assets.push((symbol, series));
+                as_of = as_of.max(fetched.as_of);
+                stale_age = stale_age.max(fetched.stale_age);
+                assets.push((symbol, fetched.series));
             }
             Ok(ResolvedInput {
                 input: ModelInput::Assets(assets),
                 data_source: providers.join(","),
                 as_of,
+                stale_age,
             })
         }
     }
@@ -281,23 +292,30 @@ fn requested_symbols(params: &Value, limits: &Limits) -> Result<Option<Vec<Strin
     Ok(Some(symbols))
 }
 
-async fn fetch_series(
-    state: &AppState,
-    symbol: &str,
-    bars: usize,
-) -> Result<(PriceSeries, String, Option<NaiveDate>), ApiError> {
+struct Fetched {
+    series: PriceSeries,
+    provider: String,
+    as_of: Option<NaiveDate>,
+    stale_age: Option<std::time::Duration>,
+}
+
+async fn fetch_series(state: &AppState, symbol: &str, bars: usize) -> Result<Fetched, ApiError> {
     let history = state
         .market
         .history(symbol, Span::LastBars(bars), Interval::Daily)
         .await?;
-    let as_of = history.as_of();
     let series = PriceSeries::new(history.closes()).map_err(|e| {
         ApiError::UpstreamUnavailable(format!(
             "{} sent unusable prices for {symbol}: {e}",
             history.provider
         ))
     })?;
-    Ok((series, history.provider, as_of))
+    Ok(Fetched {
+        series,
+        as_of: history.as_of(),
+        stale_age: history.stale_age,
+        provider: history.provider,
+    })
 }
 
 /// A JSON array of closes, checked: numbers only, within the cap, each

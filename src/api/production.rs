@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
 
 /// Reads counters only; never calls a provider.
 async fn health(State(state): State<AppState>) -> Json<Value> {
-    let h = state.market.health();
+    let h = state.market.health().await;
     let now = Utc::now().to_rfc3339();
     Json(json!({
         "success": true,
@@ -34,6 +34,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "performance_metrics": h.performance_metrics,
             "cache_stats": h.cache_stats,
             "symbol_mappings_loaded": h.symbol_mappings_loaded,
+            "history_cache": h.history_cache,
             "timestamp": now,
         },
     }))

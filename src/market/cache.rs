@@ -58,8 +58,14 @@ where
     }
 
     /// The cached value, or `fetch`'s (shared with concurrent callers of the
-    /// same key). When `fetch` fails, the last good value if there is one.
-    pub async fn get_or_fetch<E, F>(&self, key: K, fetch: F) -> Result<(V, Freshness), Arc<E>>
+    /// same key). When `fetch` fails with an error `serve_stale` accepts,
+    /// the last good value if there is one.
+    pub async fn get_or_fetch<E, F>(
+        &self,
+        key: K,
+        fetch: F,
+        serve_stale: impl Fn(&E) -> bool,
+    ) -> Result<(V, Freshness), Arc<E>>
     where
         F: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
@@ -83,6 +89,9 @@ where
             }
             Err(err) => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
+                if !serve_stale(&err) {
+                    return Err(err);
+                }
                 match self.last_good.get(&key).await {
                     Some((value, stored)) => {
                         self.stale_served.fetch_add(1, Ordering::Relaxed);
@@ -133,11 +142,15 @@ mod tests {
                 let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
                 tokio::spawn(async move {
                     cache
-                        .get_or_fetch("AAPL".to_string(), async {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            Ok::<_, String>(7)
-                        })
+                        .get_or_fetch(
+                            "AAPL".to_string(),
+                            async {
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                Ok::<_, String>(7)
+                            },
+                            |_| true,
+                        )
                         .await
                 })
             })
@@ -154,15 +167,18 @@ mod tests {
     async fn failures_serve_the_last_good_value_marked_stale() {
         let cache: TtlCache<&str, u32> = TtlCache::new(100, Duration::from_millis(30));
         let ok = cache
-            .get_or_fetch("k", async { Ok::<_, String>(1) })
+            .get_or_fetch("k", async { Ok::<_, String>(1) }, |_| true)
             .await
             .unwrap();
         assert_eq!(ok, (1, Freshness::Fresh));
         tokio::time::sleep(Duration::from_millis(60)).await;
-        let (value, freshness) = cache
-            .get_or_fetch("k", async { Err::<u32, _>("down".to_string()) })
-            .await
-            .unwrap();
+        let down = || async { Err::<u32, _>("down".to_string()) };
+        let not_found = cache.get_or_fetch("k", down(), |e| e != "down").await;
+        assert!(
+            not_found.is_err(),
+            "errors the caller excludes are not masked"
+        );
+        let (value, freshness) = cache.get_or_fetch("k", down(), |_| true).await.unwrap();
         assert_eq!(value, 1);
         assert!(matches!(freshness, Freshness::Stale { age } if age >= Duration::from_millis(30)));
         assert_eq!(cache.stats().await.stale_served, 1);
@@ -172,12 +188,12 @@ mod tests {
     async fn failures_with_nothing_cached_are_errors_and_are_not_cached() {
         let cache: TtlCache<&str, u32> = TtlCache::new(100, Duration::from_secs(60));
         let err = cache
-            .get_or_fetch("k", async { Err::<u32, _>("down".to_string()) })
+            .get_or_fetch("k", async { Err::<u32, _>("down".to_string()) }, |_| true)
             .await
             .unwrap_err();
         assert_eq!(*err, "down");
         let ok = cache
-            .get_or_fetch("k", async { Ok::<_, String>(2) })
+            .get_or_fetch("k", async { Ok::<_, String>(2) }, |_| true)
             .await
             .unwrap();
         assert_eq!(ok, (2, Freshness::Fresh));

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::cache::{CacheStats, Freshness, TtlCache};
 use super::prices::{History, Interval, Quote, Span};
 use super::provider::{Provider, ProviderError};
 use super::stats::{ProviderMetrics, ProviderStats};
@@ -15,7 +16,7 @@ use crate::config::Environment;
 /// Longest symbol accepted; real ones are far shorter.
 const MAX_SYMBOL_LEN: usize = 40;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MarketError {
     #[error("invalid symbol {symbol:?}: {reason}")]
     InvalidSymbol { symbol: String, reason: String },
@@ -41,7 +42,27 @@ pub struct MarketHealth {
     pub performance_metrics: std::collections::BTreeMap<&'static str, ProviderMetrics>,
     pub cache_stats: std::collections::BTreeMap<&'static str, u64>,
     pub symbol_mappings_loaded: usize,
+    /// Hits, misses and entries of the history cache.
+    pub history_cache: CacheStats,
 }
+
+/// How long answers are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct CachePolicy {
+    pub history_ttl: std::time::Duration,
+    pub capacity: u64,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy {
+            history_ttl: std::time::Duration::from_secs(3600),
+            capacity: 10_000,
+        }
+    }
+}
+
+type HistoryKey = (String, Span, Interval);
 
 struct Source {
     provider: Arc<dyn Provider>,
@@ -52,6 +73,7 @@ pub struct DataManager {
     sources: Vec<Source>,
     mapper: Arc<SymbolMapper>,
     environment: Environment,
+    history_cache: TtlCache<HistoryKey, Arc<History>>,
 }
 
 impl DataManager {
@@ -60,6 +82,7 @@ impl DataManager {
         providers: Vec<Arc<dyn Provider>>,
         mapper: Arc<SymbolMapper>,
         environment: Environment,
+        cache: CachePolicy,
     ) -> Self {
         let sources = providers
             .into_iter()
@@ -72,6 +95,7 @@ impl DataManager {
             sources,
             mapper,
             environment,
+            history_cache: TtlCache::new(cache.capacity, cache.history_ttl),
         }
     }
 
@@ -79,7 +103,9 @@ impl DataManager {
         &self.mapper
     }
 
-    /// Bars for `symbol` from the first provider that has them.
+    /// Bars for `symbol`: cached, or from the first provider that has them.
+    /// Concurrent identical requests share one upstream call; when every
+    /// provider fails, the last good answer is served with its age.
     pub async fn history(
         &self,
         symbol: &str,
@@ -87,11 +113,39 @@ impl DataManager {
         interval: Interval,
     ) -> Result<History, MarketError> {
         let key = validate_symbol(symbol)?;
+        let fetch = async {
+            self.fetch_history(symbol, &key, span, interval)
+                .await
+                .map(Arc::new)
+        };
+        let answer = self
+            .history_cache
+            .get_or_fetch((key.clone(), span, interval), fetch, |e| {
+                matches!(e, MarketError::Unavailable { .. })
+            })
+            .await;
+        match answer {
+            Ok((history, Freshness::Fresh)) => Ok(History::clone(&history)),
+            Ok((history, Freshness::Stale { age })) => Ok(History {
+                stale_age: Some(age),
+                ..History::clone(&history)
+            }),
+            Err(e) => Err(MarketError::clone(&e)),
+        }
+    }
+
+    async fn fetch_history(
+        &self,
+        symbol: &str,
+        key: &str,
+        span: Span,
+        interval: Interval,
+    ) -> Result<History, MarketError> {
         let mut not_found = Vec::new();
         let mut failures = Vec::new();
         for source in &self.sources {
             let name = source.provider.name();
-            let Some(native) = self.mapper.to_form(&key, source.provider.symbol_form()) else {
+            let Some(native) = self.mapper.to_form(key, source.provider.symbol_form()) else {
                 not_found.push(format!("{name}: not listed"));
                 continue;
             };
@@ -108,6 +162,7 @@ impl DataManager {
                     return Ok(History {
                         candles,
                         provider: name.to_string(),
+                        stale_age: None,
                     })
                 }
                 Ok(_) => not_found.push(format!("{name}: no bars in range")),
@@ -198,7 +253,7 @@ impl DataManager {
     }
 
     /// Counters only: never calls a provider.
-    pub fn health(&self) -> MarketHealth {
+    pub async fn health(&self) -> MarketHealth {
         let names: Vec<&'static str> = self.sources.iter().map(|s| s.provider.name()).collect();
         let performance_metrics = self
             .sources
@@ -223,6 +278,7 @@ impl DataManager {
             performance_metrics,
             cache_stats,
             symbol_mappings_loaded: self.mapper.len(),
+            history_cache: self.history_cache.stats().await,
         }
     }
 }
@@ -304,7 +360,12 @@ mod tests {
 
     fn manager(providers: Vec<Arc<dyn Provider>>) -> DataManager {
         let mapper = Arc::new(SymbolMapper::built_in().unwrap());
-        DataManager::new(providers, mapper, Environment::Development)
+        DataManager::new(
+            providers,
+            mapper,
+            Environment::Development,
+            CachePolicy::default(),
+        )
     }
 
     #[tokio::test]
@@ -316,7 +377,7 @@ mod tests {
             .unwrap();
         assert_eq!(h.provider, "local");
         assert_eq!(h.closes(), [2500.0, 2550.0]);
-        let health = dm.health();
+        let health = dm.health().await;
         assert_eq!(health.performance_metrics["broken"].success_rate, 0.0);
         assert_eq!(health.performance_metrics["local"].total_calls, 1);
     }
@@ -351,6 +412,119 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, MarketError::Unavailable { .. }), "{err}");
+    }
+
+    /// Serves a fixed series, counts calls, and can be switched off.
+    #[derive(Default)]
+    struct Flaky {
+        calls: std::sync::atomic::AtomicUsize,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl Provider for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn symbol_form(&self) -> SymbolForm {
+            SymbolForm::Yahoo
+        }
+        async fn history(
+            &self,
+            symbol: &str,
+            _: Span,
+            _: Interval,
+        ) -> Result<Vec<Candle>, ProviderError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.calls.fetch_add(1, SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if self.down.load(SeqCst) {
+                return Err(ProviderError::Unavailable("HTTP 503".into()));
+            }
+            if symbol != "AAPL" {
+                return Err(ProviderError::NotFound {
+                    symbol: symbol.into(),
+                });
+            }
+            let d = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+            Ok(vec![Candle::daily_close(d, 190.0)])
+        }
+        async fn quotes(&self, _: &[String]) -> Result<Vec<QuoteAnswer>, ProviderError> {
+            Err(ProviderError::Unavailable("not used".into()))
+        }
+        fn cached_entries(&self) -> u64 {
+            0
+        }
+    }
+
+    fn flaky_manager(ttl_ms: u64) -> (Arc<Flaky>, Arc<DataManager>) {
+        let flaky = Arc::new(Flaky::default());
+        let policy = CachePolicy {
+            history_ttl: std::time::Duration::from_millis(ttl_ms),
+            capacity: 100,
+        };
+        let mapper = Arc::new(SymbolMapper::built_in().unwrap());
+        let dm = DataManager::new(
+            vec![flaky.clone() as Arc<dyn Provider>],
+            mapper,
+            Environment::Development,
+            policy,
+        );
+        (flaky, Arc::new(dm))
+    }
+
+    #[tokio::test]
+    async fn a_thousand_concurrent_requests_make_one_upstream_call() {
+        let (flaky, dm) = flaky_manager(60_000);
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let dm = Arc::clone(&dm);
+                tokio::spawn(
+                    async move { dm.history("aapl", Span::LastBars(5), Interval::Daily).await },
+                )
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().closes(), [190.0]);
+        }
+        assert_eq!(flaky.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let cache = dm.health().await.history_cache;
+        assert_eq!((cache.misses, cache.hits), (1, 999));
+    }
+
+    #[tokio::test]
+    async fn when_providers_fail_the_last_good_answer_is_served_stale() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (flaky, dm) = flaky_manager(30);
+        let fresh = dm
+            .history("AAPL", Span::LastBars(5), Interval::Daily)
+            .await
+            .unwrap();
+        assert_eq!(fresh.stale_age, None);
+        flaky.down.store(true, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let stale = dm
+            .history("AAPL", Span::LastBars(5), Interval::Daily)
+            .await
+            .unwrap();
+        assert!(stale.stale_age.is_some());
+        assert_eq!(stale.closes(), [190.0]);
+        // Nothing cached for this one: the failure shows.
+        let err = dm
+            .history("AAPL", Span::LastBars(9), Interval::Daily)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MarketError::Unavailable { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unknown_symbols_are_never_answered_from_stale_data() {
+        let (_, dm) = flaky_manager(60_000);
+        let err = dm
+            .history("MSFT", Span::LastBars(5), Interval::Daily)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MarketError::NotFound { .. }));
     }
 
     #[test]

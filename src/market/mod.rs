@@ -11,7 +11,7 @@ pub mod provider;
 pub mod stats;
 pub mod symbols;
 
-pub use manager::{DataManager, MarketError, MarketHealth, QuoteReport};
+pub use manager::{CachePolicy, DataManager, MarketError, MarketHealth, QuoteReport};
 pub use prices::{Candle, History, Interval, Quote, Span};
 pub use provider::{Provider, ProviderError};
 pub use symbols::{SymbolForm, SymbolMapper};

@@ -90,6 +90,8 @@ pub enum Interval {
 pub struct History {
     pub candles: Vec<Candle>,
     pub provider: String,
+    /// Set when every provider failed and this is the last good answer.
+    pub stale_age: Option<std::time::Duration>,
 }
 
 impl History {
