@@ -28,6 +28,8 @@ pub struct AppState {
 
 impl AppState {
     pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
+        // Install the recorder before anything records.
+        let _ = crate::telemetry::metrics_handle();
         let mapper = match &settings.data.symbol_mapping_file {
             path if path.as_os_str().is_empty() => SymbolMapper::built_in()?,
             path => {

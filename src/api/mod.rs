@@ -11,8 +11,9 @@ use std::any::Any;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::{middleware, Router};
 use tower::ServiceBuilder;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::map_response(json_error_bodies))
+        .layer(middleware::from_fn(record_http_metrics))
         .layer(CompressionLayer::new())
         .layer(cors)
         .layer(
@@ -134,4 +136,23 @@ fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+}
+
+/// Counts requests and their latency by route template (never the raw
+/// path, so label sets stay bounded) and status.
+async fn record_http_metrics(req: Request<Body>, next: Next) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("tickcast_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("tickcast_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
 }

@@ -3,7 +3,8 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -14,6 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(liveness))
         .route("/readyz", get(readiness))
+        .route("/metrics", get(prometheus))
 }
 
 /// The process is up and serving HTTP.
@@ -32,5 +34,23 @@ async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
                 json!({ "status": "starting", "success": false, "code": "not_ready", "error": "data is still loading" }),
             ),
         )
+    }
+}
+
+/// Prometheus text format: provider calls and latency, cache hits and
+/// misses, HTTP requests by route and status.
+async fn prometheus() -> Response {
+    match crate::telemetry::metrics_handle() {
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => {
+            crate::error::ApiError::Internal("metrics recorder unavailable".into()).into_response()
+        }
     }
 }

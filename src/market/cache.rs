@@ -29,6 +29,8 @@ pub struct CacheStats {
 }
 
 pub struct TtlCache<K, V> {
+    /// Label for metrics.
+    name: &'static str,
     fresh: moka::future::Cache<K, V>,
     last_good: moka::future::Cache<K, (V, Instant)>,
     hits: AtomicU64,
@@ -42,8 +44,9 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// `capacity` bounds both the fresh and the last-good copies.
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    pub fn new(name: &'static str, capacity: u64, ttl: Duration) -> Self {
         TtlCache {
+            name,
             fresh: moka::future::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -78,23 +81,23 @@ where
         {
             Ok(entry) => {
                 if entry.is_fresh() {
-                    self.misses.fetch_add(1, Ordering::Relaxed);
+                    self.count("miss", &self.misses);
                     self.last_good
                         .insert(key, (entry.value().clone(), Instant::now()))
                         .await;
                 } else {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    self.count("hit", &self.hits);
                 }
                 Ok((entry.into_value(), Freshness::Fresh))
             }
             Err(err) => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.count("miss", &self.misses);
                 if !serve_stale(&err) {
                     return Err(err);
                 }
                 match self.last_good.get(&key).await {
                     Some((value, stored)) => {
-                        self.stale_served.fetch_add(1, Ordering::Relaxed);
+                        self.count("stale", &self.stale_served);
                         Ok((
                             value,
                             Freshness::Stale {
@@ -106,6 +109,12 @@ where
                 }
             }
         }
+    }
+
+    fn count(&self, result: &'static str, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tickcast_cache_requests_total", "cache" => self.name, "result" => result)
+            .increment(1);
     }
 
     pub async fn stats(&self) -> CacheStats {
@@ -135,7 +144,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_requests_for_one_key_share_one_fetch() {
         let cache: Arc<TtlCache<String, u32>> =
-            Arc::new(TtlCache::new(100, Duration::from_secs(60)));
+            Arc::new(TtlCache::new("test", 100, Duration::from_secs(60)));
         let calls = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..1000)
             .map(|_| {
@@ -165,7 +174,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_serve_the_last_good_value_marked_stale() {
-        let cache: TtlCache<&str, u32> = TtlCache::new(100, Duration::from_millis(30));
+        let cache: TtlCache<&str, u32> = TtlCache::new("test", 100, Duration::from_millis(30));
         let ok = cache
             .get_or_fetch("k", async { Ok::<_, String>(1) }, |_| true)
             .await
@@ -186,7 +195,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_with_nothing_cached_are_errors_and_are_not_cached() {
-        let cache: TtlCache<&str, u32> = TtlCache::new(100, Duration::from_secs(60));
+        let cache: TtlCache<&str, u32> = TtlCache::new("test", 100, Duration::from_secs(60));
         let err = cache
             .get_or_fetch("k", async { Err::<u32, _>("down".to_string()) }, |_| true)
             .await

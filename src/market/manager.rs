@@ -95,7 +95,7 @@ impl DataManager {
             sources,
             mapper,
             environment,
-            history_cache: TtlCache::new(cache.capacity, cache.history_ttl),
+            history_cache: TtlCache::new("history", cache.capacity, cache.history_ttl),
         }
     }
 
@@ -152,6 +152,7 @@ impl DataManager {
             let started = Instant::now();
             let answer = source.provider.history(&native, span, interval).await;
             source.stats.record(
+                name,
                 started.elapsed(),
                 answer
                     .as_ref()
@@ -214,6 +215,7 @@ impl DataManager {
             let started = Instant::now();
             let answer = source.provider.quotes(&natives).await;
             source.stats.record(
+                name,
                 started.elapsed(),
                 answer
                     .as_ref()

@@ -23,7 +23,12 @@ pub struct ProviderMetrics {
 }
 
 impl ProviderStats {
-    pub fn record(&self, elapsed: Duration, failed: bool) {
+    pub fn record(&self, provider: &'static str, elapsed: Duration, failed: bool) {
+        let outcome = if failed { "failure" } else { "success" };
+        metrics::counter!("tickcast_provider_calls_total", "provider" => provider, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("tickcast_provider_latency_seconds", "provider" => provider)
+            .record(elapsed.as_secs_f64());
         self.calls.fetch_add(1, Ordering::Relaxed);
         if failed {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -61,10 +66,10 @@ mod tests {
     fn snapshot_reports_rates_and_mean_latency() {
         let stats = ProviderStats::default();
         assert_eq!(stats.snapshot("closed").success_rate, 100.0);
-        stats.record(Duration::from_millis(2), false);
-        stats.record(Duration::from_millis(4), false);
-        stats.record(Duration::from_millis(6), false);
-        stats.record(Duration::from_millis(8), true);
+        stats.record("p", Duration::from_millis(2), false);
+        stats.record("p", Duration::from_millis(4), false);
+        stats.record("p", Duration::from_millis(6), false);
+        stats.record("p", Duration::from_millis(8), true);
         let m = stats.snapshot("closed");
         assert_eq!(m.total_calls, 4);
         assert_eq!(m.success_rate, 75.0);

@@ -75,3 +75,33 @@ async fn shutdown_lets_in_flight_requests_finish() {
     server.await.unwrap().unwrap();
     assert!(app.client.get(app.url("/healthz")).send().await.is_err());
 }
+
+#[tokio::test]
+async fn metrics_are_exposed_in_prometheus_format() {
+    let app = spawn_app().await;
+    app.post(
+        "/api/production_api/portfolio_data",
+        &json!({"symbols": ["AAPL"]}),
+    )
+    .await;
+    app.post(
+        "/api/catalog/past_month_return",
+        &json!({"symbols": ["KO"]}),
+    )
+    .await;
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    for needle in [
+        "tickcast_http_requests_total{method=\"POST\",route=\"/api/production_api/portfolio_data\",status=\"200\"}",
+        "tickcast_provider_calls_total{provider=\"local\",outcome=\"success\"}",
+        "tickcast_provider_latency_seconds_bucket{provider=\"local\"",
+        "tickcast_cache_requests_total{cache=\"history\",result=\"miss\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
