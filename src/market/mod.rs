@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod dataset;
+pub mod http;
 pub mod limiter;
 pub mod local;
 pub mod manager;
@@ -10,6 +11,7 @@ pub mod prices;
 pub mod provider;
 pub mod stats;
 pub mod symbols;
+pub mod yahoo;
 
 pub use manager::{CachePolicy, DataManager, MarketError, MarketHealth, QuoteReport};
 pub use prices::{Candle, History, Interval, Quote, Span};

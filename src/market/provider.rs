@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::prices::{Candle, Interval, Quote, Span};
 use super::symbols::SymbolForm;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
     /// The provider does not know the symbol; asking again will not help,
     /// and it says nothing about the provider's health.
@@ -14,7 +14,26 @@ pub enum ProviderError {
     /// The provider cannot serve this kind of request (e.g. intraday bars).
     #[error("{0}")]
     Unsupported(String),
-    /// Anything that says the provider itself is failing.
+    /// Credentials missing, wrong or expired (never includes them).
+    #[error("not authorised: {0}")]
+    Unauthorized(String),
+    /// HTTP 429 from upstream, or our own quota for it is spent.
+    #[error("rate limited{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        retry_after: Option<std::time::Duration>,
+    },
+    #[error("timed out")]
+    Timeout,
+    /// A non-success status that is not one of the above.
+    #[error("HTTP {status}: {message}")]
+    Upstream { status: u16, message: String },
+    /// A body that is not what the API documents (bad JSON, an HTML page).
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// Connection-level failure (DNS, refused, reset, TLS).
+    #[error("connection failed: {0}")]
+    Transport(String),
+    /// Any other failure of the provider itself.
     #[error("{0}")]
     Unavailable(String),
 }
@@ -23,7 +42,10 @@ impl ProviderError {
     /// Whether this error says the provider is unhealthy (for fallback,
     /// metrics and circuit breaking), as opposed to a property of the request.
     pub fn is_provider_failure(&self) -> bool {
-        matches!(self, ProviderError::Unavailable(_))
+        !matches!(
+            self,
+            ProviderError::NotFound { .. } | ProviderError::Unsupported(_)
+        )
     }
 }
 
