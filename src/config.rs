@@ -24,6 +24,7 @@ pub struct Settings {
     pub data: DataSettings,
     pub catalog: CatalogSettings,
     pub market: MarketSettings,
+    pub yahoo: crate::market::yahoo::YahooSettings,
     pub fyers: FyersSettings,
 }
 
@@ -78,6 +79,7 @@ pub struct CatalogSettings {
 #[serde(deny_unknown_fields)]
 pub struct MarketSettings {
     pub environment: Environment,
+    pub providers: Vec<ProviderName>,
     pub history_cache_ttl_secs: u64,
     pub cache_capacity: u64,
 }
@@ -103,6 +105,14 @@ impl fmt::Debug for FyersSettings {
             .field("access_token", &"[redacted]")
             .finish()
     }
+}
+
+/// A market data provider this build can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    Local,
+    Yfinance,
 }
 
 /// Deployment environment; decides provider priority.
@@ -261,6 +271,24 @@ impl Settings {
         )?;
         positive("limits.max_series", self.limits.max_series as u64)?;
         positive("market.cache_capacity", self.market.cache_capacity)?;
+        positive("yahoo.timeout_ms", self.yahoo.timeout_ms)?;
+        let providers = &self.market.providers;
+        if providers.is_empty() {
+            return Err(ConfigError::key(
+                "market.providers",
+                "must name at least one provider",
+            ));
+        }
+        if let Some(dup) = providers
+            .iter()
+            .enumerate()
+            .find(|(i, p)| providers[..*i].contains(p))
+        {
+            return Err(ConfigError::key(
+                "market.providers",
+                format!("{:?} is listed twice", dup.1),
+            ));
+        }
         self.server
             .bind
             .parse::<std::net::IpAddr>()
@@ -386,6 +414,23 @@ mod tests {
         .unwrap();
         assert!(s.fyers.is_configured());
         assert!(!format!("{s:?}").contains("sekrit-token"));
+    }
+
+    #[test]
+    fn provider_lists_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("default.toml");
+        std::fs::write(&file, "[market]\nproviders = [\"yfinance\", \"local\"]\n").unwrap();
+        let s = load_with(&[], dir.path()).unwrap();
+        assert_eq!(
+            s.market.providers,
+            [ProviderName::Yfinance, ProviderName::Local]
+        );
+        for bad in ["[]", "[\"local\", \"local\"]", "[\"bloomberg\"]"] {
+            std::fs::write(&file, format!("[market]\nproviders = {bad}\n")).unwrap();
+            let err = load_with(&[], dir.path()).unwrap_err().to_string();
+            assert!(err.contains("providers"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, SubscriptionStore};
-use crate::config::Settings;
+use crate::config::{ProviderName, Settings};
 use crate::market::local::LocalProvider;
+use crate::market::yahoo::YahooProvider;
 use crate::market::{CachePolicy, DataManager, Provider, SymbolMapper};
 use crate::models::Registry;
 
@@ -49,7 +50,21 @@ impl AppState {
             as_of = %local.as_of().map(|d| d.to_string()).unwrap_or_default(),
             "local price data loaded"
         );
-        let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(local)];
+        let mut local = Some(local);
+        let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
+        for name in &settings.market.providers {
+            match name {
+                ProviderName::Local => {
+                    if let Some(local) = local.take() {
+                        providers.push(Arc::new(local));
+                    }
+                }
+                ProviderName::Yfinance => providers.push(Arc::new(
+                    YahooProvider::new(&settings.yahoo).context("yahoo provider")?,
+                )),
+            }
+        }
+        tracing::info!(priority = ?settings.market.providers, "market data providers");
         let cache = CachePolicy {
             history_ttl: std::time::Duration::from_secs(settings.market.history_cache_ttl_secs),
             capacity: settings.market.cache_capacity,

@@ -267,10 +267,14 @@ impl DataManager {
             .iter()
             .map(|s| (s.provider.name(), s.provider.cached_entries()))
             .collect();
-        let status = if self.sources.is_empty() {
-            "unhealthy"
-        } else {
-            "healthy"
+        // Healthy while the first provider answers; degraded while a later
+        // one stands in; unhealthy when the last call to each one failed.
+        let failing: Vec<bool> = self.sources.iter().map(|s| s.stats.is_failing()).collect();
+        let status = match failing.first() {
+            None => "unhealthy",
+            Some(false) => "healthy",
+            Some(true) if failing.iter().all(|f| *f) => "unhealthy",
+            Some(true) => "degraded",
         };
         MarketHealth {
             status,
@@ -380,6 +384,7 @@ mod tests {
         assert_eq!(h.provider, "local");
         assert_eq!(h.closes(), [2500.0, 2550.0]);
         let health = dm.health().await;
+        assert_eq!(health.status, "degraded");
         assert_eq!(health.performance_metrics["broken"].success_rate, 0.0);
         assert_eq!(health.performance_metrics["local"].total_calls, 1);
     }

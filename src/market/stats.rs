@@ -1,6 +1,6 @@
 //! Per-provider call counters, read by health without touching a provider.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -10,6 +10,7 @@ pub struct ProviderStats {
     calls: AtomicU64,
     failures: AtomicU64,
     latency_micros: AtomicU64,
+    last_call_failed: AtomicBool,
 }
 
 /// A snapshot in the contract's `performance_metrics` shape.
@@ -30,11 +31,17 @@ impl ProviderStats {
         metrics::histogram!("tickcast_provider_latency_seconds", "provider" => provider)
             .record(elapsed.as_secs_f64());
         self.calls.fetch_add(1, Ordering::Relaxed);
+        self.last_call_failed.store(failed, Ordering::Relaxed);
         if failed {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.latency_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Whether the most recent call failed (false before any call).
+    pub fn is_failing(&self) -> bool {
+        self.last_call_failed.load(Ordering::Relaxed)
     }
 
     pub fn snapshot(&self, circuit_breaker_state: &'static str) -> ProviderMetrics {

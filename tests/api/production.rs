@@ -121,3 +121,90 @@ async fn user_price_files_are_served_with_their_ohlcv() {
     assert_eq!(q["volume"], 1200000.0);
     assert_eq!(body["symbols_missing"][0]["symbol"], "BROKEN");
 }
+
+mod live_providers {
+    use crate::helpers::spawn_app_with;
+    use serde_json::json;
+    use tickcast::config::ProviderName;
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn app_with_yahoo_at(server: &MockServer) -> crate::helpers::TestApp {
+        let uri = server.uri();
+        spawn_app_with(
+            move |s| {
+                s.market.providers = vec![ProviderName::Yfinance, ProviderName::Local];
+                s.yahoo.base_url = uri;
+                s.yahoo.timeout_ms = 500;
+            },
+            tickcast::models::served(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_failing_primary_falls_back_to_local_data() {
+        let yahoo = MockServer::start().await;
+        Mock::given(path("/v8/finance/chart/AAPL"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(2)
+            .mount(&yahoo)
+            .await;
+        let app = app_with_yahoo_at(&yahoo).await;
+        let (status, body) = app
+            .post(
+                "/api/production_api/portfolio_data",
+                &json!({"symbols": ["AAPL"]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["portfolio_data"]["AAPL"]["provider"], "local");
+        let (status, body) = app
+            .post(
+                "/api/catalog/past_month_return",
+                &json!({"symbols": ["AAPL"]}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["results"][0]["provider"], "local");
+
+        let (_, health) = app.get("/api/production_api/health").await;
+        assert_eq!(health["status"], "degraded");
+        assert_eq!(
+            health["health"]["provider_priority"],
+            json!(["yfinance", "local"])
+        );
+        let yf = &health["health"]["performance_metrics"]["yfinance"];
+        assert_eq!(
+            (yf["total_calls"].as_u64(), yf["success_rate"].as_f64()),
+            (Some(2), Some(0.0))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_healthy_primary_answers_and_is_named() {
+        let yahoo = MockServer::start().await;
+        let chart = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/yahoo/chart_AAPL_daily.json"
+        ))
+        .unwrap();
+        Mock::given(path("/v8/finance/chart/AAPL"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(chart, "application/json"))
+            .mount(&yahoo)
+            .await;
+        let app = app_with_yahoo_at(&yahoo).await;
+        let (_, body) = app
+            .post(
+                "/api/production_api/portfolio_data",
+                &json!({"symbols": ["AAPL"]}),
+            )
+            .await;
+        assert_eq!(body["portfolio_data"]["AAPL"]["provider"], "yfinance");
+        assert_eq!(body["portfolio_data"]["AAPL"]["price"], 229.87);
+        assert!(
+            body.get("as_of").is_none(),
+            "live data carries no snapshot date"
+        );
+    }
+}
