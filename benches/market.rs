@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tickcast::config::Environment;
+use tickcast::market::breaker::BreakerConfig;
 use tickcast::market::local::LocalProvider;
 use tickcast::market::{dataset, CachePolicy, DataManager, Interval, Provider, Span, SymbolMapper};
 
@@ -25,6 +26,7 @@ fn manager() -> DataManager {
         mapper,
         Environment::Development,
         CachePolicy::default(),
+        BreakerConfig::default(),
     )
 }
 

@@ -81,6 +81,8 @@ pub struct MarketSettings {
     pub environment: Environment,
     pub providers: Vec<ProviderName>,
     pub history_cache_ttl_secs: u64,
+    pub breaker_failure_threshold: u32,
+    pub breaker_cool_down_secs: u64,
     pub cache_capacity: u64,
 }
 
@@ -272,6 +274,10 @@ impl Settings {
         positive("limits.max_series", self.limits.max_series as u64)?;
         positive("market.cache_capacity", self.market.cache_capacity)?;
         positive("yahoo.timeout_ms", self.yahoo.timeout_ms)?;
+        positive(
+            "market.breaker_failure_threshold",
+            u64::from(self.market.breaker_failure_threshold),
+        )?;
         let providers = &self.market.providers;
         if providers.is_empty() {
             return Err(ConfigError::key(

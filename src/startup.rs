@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, SubscriptionStore};
 use crate::config::{ProviderName, Settings};
+use crate::market::breaker::BreakerConfig;
 use crate::market::local::LocalProvider;
 use crate::market::yahoo::YahooProvider;
 use crate::market::{CachePolicy, DataManager, Provider, SymbolMapper};
@@ -74,6 +75,10 @@ impl AppState {
             Arc::new(mapper),
             settings.market.environment,
             cache,
+            BreakerConfig {
+                failure_threshold: settings.market.breaker_failure_threshold,
+                cool_down: std::time::Duration::from_secs(settings.market.breaker_cool_down_secs),
+            },
         );
 
         let catalog = Catalog::load(&settings.catalog.file)?;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use super::cache::{CacheStats, Freshness, TtlCache};
 use super::prices::{History, Interval, Quote, Span};
 use super::provider::{Provider, ProviderError};
@@ -67,6 +68,29 @@ type HistoryKey = (String, Span, Interval);
 struct Source {
     provider: Arc<dyn Provider>,
     stats: ProviderStats,
+    breaker: CircuitBreaker,
+}
+
+impl Source {
+    /// Feeds one call's outcome to the counters and the breaker. Unknown
+    /// symbols say nothing about the provider's health.
+    fn report<T>(
+        &self,
+        name: &'static str,
+        started: Instant,
+        answer: &Result<T, ProviderError>,
+        permit: super::breaker::Permit<'_>,
+    ) {
+        let failed = answer
+            .as_ref()
+            .is_err_and(ProviderError::is_provider_failure);
+        self.stats.record(name, started.elapsed(), failed);
+        match answer {
+            Ok(_) => permit.succeeded(),
+            Err(_) if failed => permit.failed(),
+            Err(_) => permit.neutral(),
+        }
+    }
 }
 
 pub struct DataManager {
@@ -83,12 +107,14 @@ impl DataManager {
         mapper: Arc<SymbolMapper>,
         environment: Environment,
         cache: CachePolicy,
+        breaker: BreakerConfig,
     ) -> Self {
         let sources = providers
             .into_iter()
             .map(|provider| Source {
                 provider,
                 stats: ProviderStats::default(),
+                breaker: CircuitBreaker::new(breaker),
             })
             .collect();
         DataManager {
@@ -149,15 +175,13 @@ impl DataManager {
                 not_found.push(format!("{name}: not listed"));
                 continue;
             };
+            let Some(permit) = source.breaker.try_acquire() else {
+                failures.push(format!("{name}: circuit open"));
+                continue;
+            };
             let started = Instant::now();
             let answer = source.provider.history(&native, span, interval).await;
-            source.stats.record(
-                name,
-                started.elapsed(),
-                answer
-                    .as_ref()
-                    .is_err_and(ProviderError::is_provider_failure),
-            );
+            source.report(name, started, &answer, permit);
             match answer {
                 Ok(candles) if !candles.is_empty() => {
                     return Ok(History {
@@ -211,16 +235,16 @@ impl DataManager {
             if asked.is_empty() {
                 continue;
             }
+            let Some(permit) = source.breaker.try_acquire() else {
+                for (i, _) in &asked {
+                    pending[*i].2 = format!("{name}: circuit open");
+                }
+                continue;
+            };
             let natives: Vec<String> = asked.iter().map(|(_, n)| n.clone()).collect();
             let started = Instant::now();
             let answer = source.provider.quotes(&natives).await;
-            source.stats.record(
-                name,
-                started.elapsed(),
-                answer
-                    .as_ref()
-                    .is_err_and(ProviderError::is_provider_failure),
-            );
+            source.report(name, started, &answer, permit);
             let mut served = vec![false; pending.len()];
             match answer {
                 Ok(answers) => {
@@ -260,7 +284,12 @@ impl DataManager {
         let performance_metrics = self
             .sources
             .iter()
-            .map(|s| (s.provider.name(), s.stats.snapshot("closed")))
+            .map(|s| {
+                (
+                    s.provider.name(),
+                    s.stats.snapshot(s.breaker.state().as_str()),
+                )
+            })
             .collect();
         let cache_stats = self
             .sources
@@ -269,7 +298,11 @@ impl DataManager {
             .collect();
         // Healthy while the first provider answers; degraded while a later
         // one stands in; unhealthy when the last call to each one failed.
-        let failing: Vec<bool> = self.sources.iter().map(|s| s.stats.is_failing()).collect();
+        let failing: Vec<bool> = self
+            .sources
+            .iter()
+            .map(|s| s.stats.is_failing() || s.breaker.state() != BreakerState::Closed)
+            .collect();
         let status = match failing.first() {
             None => "unhealthy",
             Some(false) => "healthy",
@@ -371,6 +404,7 @@ mod tests {
             mapper,
             Environment::Development,
             CachePolicy::default(),
+            BreakerConfig::default(),
         )
     }
 
@@ -472,10 +506,14 @@ mod tests {
         };
         let mapper = Arc::new(SymbolMapper::built_in().unwrap());
         let dm = DataManager::new(
-            vec![flaky.clone() as Arc<dyn Provider>],
+            vec![flaky.clone() as Arc<dyn Provider>, local()],
             mapper,
             Environment::Development,
             policy,
+            BreakerConfig {
+                failure_threshold: 3,
+                cool_down: std::time::Duration::from_secs(60),
+            },
         );
         (flaky, Arc::new(dm))
     }
@@ -522,6 +560,57 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, MarketError::Unavailable { .. }), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_skips_the_provider_until_a_probe_succeeds() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (flaky, dm) = flaky_manager(60_000);
+        flaky.down.store(true, SeqCst);
+        // Distinct spans so no answer comes from the cache.
+        for n in 1..=3 {
+            let err = dm
+                .history("AAPL", Span::LastBars(n), Interval::Daily)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, MarketError::Unavailable { .. }));
+        }
+        assert_eq!(
+            dm.health().await.performance_metrics["flaky"].circuit_breaker_state,
+            "open"
+        );
+        let err = dm
+            .history("AAPL", Span::LastBars(4), Interval::Daily)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("circuit open"), "{err}");
+        assert_eq!(
+            flaky.calls.load(SeqCst),
+            3,
+            "the open breaker spared the provider"
+        );
+        // Unknown elsewhere, found by the fallback: served while the primary is out.
+        let h = dm
+            .history("RELIANCE.NS", Span::LastBars(1), Interval::Daily)
+            .await
+            .unwrap();
+        assert_eq!(h.provider, "local");
+        assert_eq!(dm.health().await.status, "degraded");
+
+        tokio::time::advance(std::time::Duration::from_secs(60)).await;
+        flaky.down.store(false, SeqCst);
+        let h = dm
+            .history("AAPL", Span::LastBars(5), Interval::Daily)
+            .await
+            .unwrap();
+        assert_eq!(h.provider, "flaky");
+        assert_eq!(flaky.calls.load(SeqCst), 4, "one probe");
+        let health = dm.health().await;
+        assert_eq!(
+            health.performance_metrics["flaky"].circuit_breaker_state,
+            "closed"
+        );
+        assert_eq!(health.status, "healthy");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Market data: symbols, providers and the data manager in front of them.
 //! Knows nothing of models or HTTP.
 
+pub mod breaker;
 pub mod cache;
 pub mod dataset;
 pub mod http;
