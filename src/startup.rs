@@ -12,7 +12,7 @@ use crate::catalog::{Catalog, SubscriptionStore};
 use crate::config::{ProviderName, Settings};
 use crate::market::breaker::BreakerConfig;
 use crate::market::local::LocalProvider;
-use crate::market::yahoo::YahooProvider;
+use crate::market::yahoo::{self, YahooProvider};
 use crate::market::{CachePolicy, DataManager, Provider, SymbolMapper};
 use crate::models::Registry;
 
@@ -70,6 +70,7 @@ impl AppState {
             history_ttl: std::time::Duration::from_secs(settings.market.history_cache_ttl_secs),
             capacity: settings.market.cache_capacity,
         };
+        let max_wait = std::time::Duration::from_millis(settings.market.rate_limit_max_wait_ms);
         let market = DataManager::new(
             providers,
             Arc::new(mapper),
@@ -79,7 +80,8 @@ impl AppState {
                 failure_threshold: settings.market.breaker_failure_threshold,
                 cool_down: std::time::Duration::from_secs(settings.market.breaker_cool_down_secs),
             },
-        );
+        )
+        .with_rate_limit(yahoo::NAME, &settings.yahoo.quota, max_wait);
 
         let catalog = Catalog::load(&settings.catalog.file)?;
         for name in registry.names() {

@@ -20,6 +20,7 @@ async fn provider(server: &MockServer, timeout_ms: u64) -> YahooProvider {
     YahooProvider::new(&YahooSettings {
         base_url: format!("{}/", server.uri()),
         timeout_ms,
+        ..Default::default()
     })
     .unwrap()
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use super::cache::{CacheStats, Freshness, TtlCache};
+use super::limiter::{ProviderRateLimiter, QuotaConfig};
 use super::prices::{History, Interval, Quote, Span};
 use super::provider::{Provider, ProviderError};
 use super::stats::{ProviderMetrics, ProviderStats};
@@ -69,9 +70,22 @@ struct Source {
     provider: Arc<dyn Provider>,
     stats: ProviderStats,
     breaker: CircuitBreaker,
+    limiter: Option<ProviderRateLimiter>,
 }
 
 impl Source {
+    /// Leave to call: our own quota first (a bounded wait), then the breaker.
+    /// `Err` says why the provider is skipped this time.
+    async fn admit(&self) -> Result<super::breaker::Permit<'_>, &'static str> {
+        if let Some(limiter) = &self.limiter {
+            limiter
+                .acquire()
+                .await
+                .map_err(|_| "rate limited (quota spent)")?;
+        }
+        self.breaker.try_acquire().ok_or("circuit open")
+    }
+
     /// Feeds one call's outcome to the counters and the breaker. Unknown
     /// symbols say nothing about the provider's health.
     fn report<T>(
@@ -115,6 +129,7 @@ impl DataManager {
                 provider,
                 stats: ProviderStats::default(),
                 breaker: CircuitBreaker::new(breaker),
+                limiter: None,
             })
             .collect();
         DataManager {
@@ -123,6 +138,24 @@ impl DataManager {
             environment,
             history_cache: TtlCache::new("history", cache.capacity, cache.history_ttl),
         }
+    }
+
+    /// Limits calls to the provider named `provider` to `quota`, waiting at
+    /// most `max_wait` for room before skipping to the next provider.
+    pub fn with_rate_limit(
+        mut self,
+        provider: &str,
+        quota: &QuotaConfig,
+        max_wait: std::time::Duration,
+    ) -> Self {
+        for source in self
+            .sources
+            .iter_mut()
+            .filter(|s| s.provider.name() == provider)
+        {
+            source.limiter = Some(ProviderRateLimiter::new(quota, max_wait));
+        }
+        self
     }
 
     pub fn mapper(&self) -> &SymbolMapper {
@@ -175,9 +208,12 @@ impl DataManager {
                 not_found.push(format!("{name}: not listed"));
                 continue;
             };
-            let Some(permit) = source.breaker.try_acquire() else {
-                failures.push(format!("{name}: circuit open"));
-                continue;
+            let permit = match source.admit().await {
+                Ok(permit) => permit,
+                Err(why) => {
+                    failures.push(format!("{name}: {why}"));
+                    continue;
+                }
             };
             let started = Instant::now();
             let answer = source.provider.history(&native, span, interval).await;
@@ -235,11 +271,14 @@ impl DataManager {
             if asked.is_empty() {
                 continue;
             }
-            let Some(permit) = source.breaker.try_acquire() else {
-                for (i, _) in &asked {
-                    pending[*i].2 = format!("{name}: circuit open");
+            let permit = match source.admit().await {
+                Ok(permit) => permit,
+                Err(why) => {
+                    for (i, _) in &asked {
+                        pending[*i].2 = format!("{name}: {why}");
+                    }
+                    continue;
                 }
-                continue;
             };
             let natives: Vec<String> = asked.iter().map(|(_, n)| n.clone()).collect();
             let started = Instant::now();
@@ -285,10 +324,9 @@ impl DataManager {
             .sources
             .iter()
             .map(|s| {
-                (
-                    s.provider.name(),
-                    s.stats.snapshot(s.breaker.state().as_str()),
-                )
+                let mut metrics = s.stats.snapshot(s.breaker.state().as_str());
+                metrics.rate_limit = s.limiter.as_ref().map(ProviderRateLimiter::stats);
+                (s.provider.name(), metrics)
             })
             .collect();
         let cache_stats = self
@@ -611,6 +649,40 @@ mod tests {
             "closed"
         );
         assert_eq!(health.status, "healthy");
+    }
+
+    #[tokio::test]
+    async fn a_spent_quota_sends_calls_to_the_next_provider_after_a_bounded_wait() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (flaky, dm) = flaky_manager(60_000);
+        let dm = Arc::into_inner(dm).unwrap().with_rate_limit(
+            "flaky",
+            &QuotaConfig {
+                per_minute: Some(2),
+                ..Default::default()
+            },
+            std::time::Duration::from_millis(50),
+        );
+        let started = std::time::Instant::now();
+        for n in 1..=10 {
+            // RELIANCE.NS: unknown to flaky (neutral), known to local.
+            let h = dm
+                .history("RELIANCE.NS", Span::LastBars(n), Interval::Daily)
+                .await
+                .unwrap();
+            assert_eq!(h.provider, "local");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            flaky.calls.load(SeqCst),
+            2,
+            "only the quota reached the provider"
+        );
+        let limits = dm.health().await.performance_metrics["flaky"]
+            .rate_limit
+            .clone()
+            .unwrap();
+        assert_eq!((limits.waits, limits.rejections), (8, 8));
     }
 
     #[tokio::test]

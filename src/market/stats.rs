@@ -21,6 +21,9 @@ pub struct ProviderMetrics {
     pub total_calls: u64,
     pub avg_latency_ms: f64,
     pub circuit_breaker_state: &'static str,
+    /// Waits for and refusals by our own quota for this provider, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<super::limiter::LimiterStats>,
 }
 
 impl ProviderStats {
@@ -61,6 +64,7 @@ impl ProviderStats {
             total_calls: calls,
             avg_latency_ms,
             circuit_breaker_state,
+            rate_limit: None,
         }
     }
 }

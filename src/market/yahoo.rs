@@ -25,6 +25,8 @@ pub struct YahooSettings {
     /// e.g. `https://query1.finance.yahoo.com` (no trailing slash needed).
     pub base_url: String,
     pub timeout_ms: u64,
+    /// Our own limit on calls to Yahoo.
+    pub quota: super::limiter::QuotaConfig,
 }
 
 impl Default for YahooSettings {
@@ -32,6 +34,11 @@ impl Default for YahooSettings {
         YahooSettings {
             base_url: "https://query1.finance.yahoo.com".into(),
             timeout_ms: 5000,
+            quota: super::limiter::QuotaConfig {
+                per_hour: Some(2000),
+                burst: Some(20),
+                ..Default::default()
+            },
         }
     }
 }

@@ -182,6 +182,59 @@ mod live_providers {
     }
 
     #[tokio::test]
+    async fn a_spent_quota_falls_through_to_the_next_provider_and_shows_in_health() {
+        let yahoo = MockServer::start().await;
+        Mock::given(path("/v8/finance/chart/AAPL"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(chart(), "application/json"))
+            .expect(2)
+            .mount(&yahoo)
+            .await;
+        let uri = yahoo.uri();
+        let app = spawn_app_with(
+            move |s| {
+                s.market.providers = vec![ProviderName::Yfinance, ProviderName::Local];
+                s.yahoo.base_url = uri;
+                s.yahoo.quota = tickcast::market::limiter::QuotaConfig {
+                    per_minute: Some(2),
+                    ..Default::default()
+                };
+                s.market.rate_limit_max_wait_ms = 20;
+            },
+            tickcast::models::served(),
+        )
+        .await;
+        let mut providers = Vec::new();
+        for _ in 0..10 {
+            let (status, body) = app
+                .post(
+                    "/api/production_api/portfolio_data",
+                    &json!({"symbols": ["AAPL"]}),
+                )
+                .await;
+            assert_eq!(status, 200);
+            providers.push(
+                body["portfolio_data"]["AAPL"]["provider"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        assert_eq!(providers.iter().filter(|p| *p == "yfinance").count(), 2);
+        assert_eq!(providers.iter().filter(|p| *p == "local").count(), 8);
+        let (_, health) = app.get("/api/production_api/health").await;
+        let limits = &health["health"]["performance_metrics"]["yfinance"]["rate_limit"];
+        assert_eq!(limits, &json!({"waits": 8, "rejections": 8}));
+    }
+
+    fn chart() -> String {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/yahoo/chart_AAPL_daily.json"
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
     async fn a_healthy_primary_answers_and_is_named() {
         let yahoo = MockServer::start().await;
         let chart = std::fs::read_to_string(concat!(
