@@ -92,6 +92,9 @@ pub struct MarketSettings {
 pub struct FyersSettings {
     pub app_id: String,
     pub access_token: SecretString,
+    pub base_url: String,
+    pub timeout_ms: u64,
+    pub quota: crate::market::limiter::QuotaConfig,
 }
 
 impl FyersSettings {
@@ -106,6 +109,7 @@ impl fmt::Debug for FyersSettings {
         f.debug_struct("FyersSettings")
             .field("app_id", &self.app_id)
             .field("access_token", &"[redacted]")
+            .field("base_url", &self.base_url)
             .finish()
     }
 }
@@ -116,6 +120,7 @@ impl fmt::Debug for FyersSettings {
 pub enum ProviderName {
     Local,
     Yfinance,
+    Fyers,
 }
 
 /// Deployment environment; decides provider priority.
@@ -286,6 +291,13 @@ impl Settings {
                 "must name at least one provider",
             ));
         }
+        if providers.contains(&ProviderName::Fyers) && !self.fyers.is_configured() {
+            return Err(ConfigError::key(
+                "market.providers",
+                "lists fyers, but fyers.app_id and fyers.access_token (FYERS_APP_ID, FYERS_ACCESS_TOKEN) are not both set",
+            ));
+        }
+        positive("fyers.timeout_ms", self.fyers.timeout_ms)?;
         if let Some(dup) = providers
             .iter()
             .enumerate()
@@ -433,7 +445,12 @@ mod tests {
             s.market.providers,
             [ProviderName::Yfinance, ProviderName::Local]
         );
-        for bad in ["[]", "[\"local\", \"local\"]", "[\"bloomberg\"]"] {
+        for bad in [
+            "[]",
+            "[\"local\", \"local\"]",
+            "[\"bloomberg\"]",
+            "[\"fyers\"]",
+        ] {
             std::fs::write(&file, format!("[market]\nproviders = {bad}\n")).unwrap();
             let err = load_with(&[], dir.path()).unwrap_err().to_string();
             assert!(err.contains("providers"), "{bad}: {err}");

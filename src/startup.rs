@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::catalog::{Catalog, SubscriptionStore};
 use crate::config::{ProviderName, Settings};
 use crate::market::breaker::BreakerConfig;
+use crate::market::fyers::{self, FyersEndpoint, FyersProvider};
 use crate::market::local::LocalProvider;
 use crate::market::yahoo::{self, YahooProvider};
 use crate::market::{CachePolicy, DataManager, Provider, SymbolMapper};
@@ -63,6 +64,19 @@ impl AppState {
                 ProviderName::Yfinance => providers.push(Arc::new(
                     YahooProvider::new(&settings.yahoo).context("yahoo provider")?,
                 )),
+                ProviderName::Fyers => {
+                    let endpoint = FyersEndpoint {
+                        base_url: settings.fyers.base_url.clone(),
+                        timeout_ms: settings.fyers.timeout_ms,
+                    };
+                    let fyers = FyersProvider::new(
+                        &endpoint,
+                        &settings.fyers.app_id,
+                        settings.fyers.access_token.clone(),
+                    )
+                    .context("fyers provider")?;
+                    providers.push(Arc::new(fyers));
+                }
             }
         }
         tracing::info!(priority = ?settings.market.providers, "market data providers");
@@ -81,7 +95,8 @@ impl AppState {
                 cool_down: std::time::Duration::from_secs(settings.market.breaker_cool_down_secs),
             },
         )
-        .with_rate_limit(yahoo::NAME, &settings.yahoo.quota, max_wait);
+        .with_rate_limit(yahoo::NAME, &settings.yahoo.quota, max_wait)
+        .with_rate_limit(fyers::NAME, &settings.fyers.quota, max_wait);
 
         let catalog = Catalog::load(&settings.catalog.file)?;
         for name in registry.names() {

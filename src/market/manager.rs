@@ -101,8 +101,14 @@ impl Source {
         self.stats.record(name, started.elapsed(), failed);
         match answer {
             Ok(_) => permit.succeeded(),
-            Err(_) if failed => permit.failed(),
-            Err(_) => permit.neutral(),
+            Err(e) if failed => {
+                tracing::warn!(provider = name, error = %e, "provider call failed");
+                permit.failed()
+            }
+            Err(e) => {
+                tracing::debug!(provider = name, error = %e, "provider has no answer");
+                permit.neutral()
+            }
         }
     }
 }
