@@ -285,12 +285,6 @@ impl Settings {
             u64::from(self.market.breaker_failure_threshold),
         )?;
         let providers = &self.market.providers;
-        if providers.is_empty() {
-            return Err(ConfigError::key(
-                "market.providers",
-                "must name at least one provider",
-            ));
-        }
         if providers.contains(&ProviderName::Fyers) && !self.fyers.is_configured() {
             return Err(ConfigError::key(
                 "market.providers",
@@ -329,6 +323,25 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::key("log.level", e))?;
         Ok(())
+    }
+
+    /// Providers in the order they are tried: `market.providers` when given,
+    /// else by environment (production puts Fyers first).
+    pub fn provider_priority(&self) -> Vec<ProviderName> {
+        if !self.market.providers.is_empty() {
+            return self.market.providers.clone();
+        }
+        let fyers = self.fyers.is_configured().then_some(ProviderName::Fyers);
+        let live = match self.market.environment {
+            Environment::Production => [fyers, Some(ProviderName::Yfinance)],
+            Environment::Development | Environment::Staging => {
+                [Some(ProviderName::Yfinance), fyers]
+            }
+        };
+        live.into_iter()
+            .flatten()
+            .chain([ProviderName::Local])
+            .collect()
     }
 
     pub fn socket_addr(&self) -> std::net::SocketAddr {
@@ -445,16 +458,50 @@ mod tests {
             s.market.providers,
             [ProviderName::Yfinance, ProviderName::Local]
         );
-        for bad in [
-            "[]",
-            "[\"local\", \"local\"]",
-            "[\"bloomberg\"]",
-            "[\"fyers\"]",
-        ] {
+        for bad in ["[\"local\", \"local\"]", "[\"bloomberg\"]", "[\"fyers\"]"] {
             std::fs::write(&file, format!("[market]\nproviders = {bad}\n")).unwrap();
             let err = load_with(&[], dir.path()).unwrap_err().to_string();
             assert!(err.contains("providers"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn priority_follows_the_environment_unless_listed() {
+        use ProviderName::{Fyers, Local, Yfinance};
+        let dir = tempfile::tempdir().unwrap();
+        let creds = [("FYERS_APP_ID", "APP-100"), ("FYERS_ACCESS_TOKEN", "t")];
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Vars, &[ProviderName]); 5] = [
+            (&[], &[Yfinance, Local]),
+            (&[("ENVIRONMENT", "production")], &[Yfinance, Local]),
+            (&creds, &[Yfinance, Fyers, Local]),
+            (
+                &[creds[0], creds[1], ("ENVIRONMENT", "prod")],
+                &[Fyers, Yfinance, Local],
+            ),
+            (
+                &[creds[0], creds[1], ("ENVIRONMENT", "staging")],
+                &[Yfinance, Fyers, Local],
+            ),
+        ];
+        for (env, expected) in cases {
+            assert_eq!(
+                load_with(env, dir.path()).unwrap().provider_priority(),
+                expected,
+                "{env:?}"
+            );
+        }
+        std::fs::write(
+            dir.path().join("default.toml"),
+            "[market]\nproviders = [\"local\"]\n",
+        )
+        .unwrap();
+        let s = load_with(&[creds[0], creds[1], ("ENVIRONMENT", "prod")], dir.path()).unwrap();
+        assert_eq!(
+            s.provider_priority(),
+            [Local],
+            "an explicit list overrides the environment"
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ impl AppState {
         );
         let mut local = Some(local);
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
-        for name in &settings.market.providers {
+        let priority = settings.provider_priority();
+        for name in &priority {
             match name {
                 ProviderName::Local => {
                     if let Some(local) = local.take() {
@@ -79,7 +80,11 @@ impl AppState {
                 }
             }
         }
-        tracing::info!(priority = ?settings.market.providers, "market data providers");
+        tracing::info!(
+            ?priority,
+            environment = settings.market.environment.as_str(),
+            "market data providers"
+        );
         let cache = CachePolicy {
             history_ttl: std::time::Duration::from_secs(settings.market.history_cache_ttl_secs),
             capacity: settings.market.cache_capacity,

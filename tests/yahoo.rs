@@ -241,3 +241,28 @@ async fn quotes_fail_as_a_whole_when_yahoo_is_down() {
         .unwrap_err();
     assert!(matches!(err, ProviderError::Upstream { status: 502, .. }));
 }
+
+#[tokio::test]
+async fn connection_failures_say_what_failed() {
+    // A port nothing listens on: bind, note it, and close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yahoo = YahooProvider::new(&YahooSettings {
+        base_url: format!("http://127.0.0.1:{port}"),
+        timeout_ms: 1000,
+        ..Default::default()
+    })
+    .unwrap();
+    let err = yahoo
+        .history("AAPL", Span::LastBars(5), Interval::Daily)
+        .await
+        .unwrap_err();
+    let ProviderError::Transport(message) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(message.to_lowercase().contains("refused"), "{message}");
+    assert!(err.is_provider_failure());
+}

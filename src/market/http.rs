@@ -29,7 +29,16 @@ pub fn from_transport(err: reqwest::Error) -> ProviderError {
     } else if err.is_decode() {
         ProviderError::Malformed(err.without_url().to_string())
     } else {
-        ProviderError::Transport(err.without_url().to_string())
+        // reqwest's own message is generic; the root cause says what failed
+        // (DNS, refused, TLS).
+        let err = err.without_url();
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        ProviderError::Transport(message)
     }
 }
 

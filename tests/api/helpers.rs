@@ -94,6 +94,8 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
         .expect("built-in settings load");
     s.catalog.subscriptions_db = dir.join("state/subscriptions.sqlite3");
     s.data.prices_dir = dir.join("prices");
+    // Tests never leave loopback: live providers only where a test mocks them.
+    s.market.providers = vec![tickcast::config::ProviderName::Local];
     s
 }
 
