@@ -49,6 +49,8 @@ enum State {
 
 #[derive(Debug)]
 pub struct CircuitBreaker {
+    /// The provider it guards, for metrics.
+    name: &'static str,
     config: BreakerConfig,
     state: Mutex<State>,
 }
@@ -91,8 +93,10 @@ impl Drop for Permit<'_> {
 }
 
 impl CircuitBreaker {
-    pub fn new(config: BreakerConfig) -> Self {
+    pub fn new(name: &'static str, config: BreakerConfig) -> Self {
+        set_gauge(name, BreakerState::Closed);
         CircuitBreaker {
+            name,
             config,
             state: Mutex::new(State::Closed {
                 consecutive_failures: 0,
@@ -138,6 +142,16 @@ impl CircuitBreaker {
 
     fn record(&self, probe: bool, success: bool) {
         let mut state = self.lock();
+        self.transition(&mut state, probe, success);
+        let now = match *state {
+            State::Closed { .. } => BreakerState::Closed,
+            State::Open { .. } => BreakerState::Open,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
+        };
+        set_gauge(self.name, now);
+    }
+
+    fn transition(&self, state: &mut State, probe: bool, success: bool) {
         let open = State::Open {
             until: Instant::now() + self.config.cool_down,
         };
@@ -153,7 +167,7 @@ impl CircuitBreaker {
         }
         if let State::Closed {
             consecutive_failures,
-        } = &mut *state
+        } = state
         {
             if success {
                 *consecutive_failures = 0;
@@ -167,6 +181,10 @@ impl CircuitBreaker {
     }
 
     pub fn state(&self) -> BreakerState {
+        self.current()
+    }
+
+    fn current(&self) -> BreakerState {
         match *self.lock() {
             State::Closed { .. } => BreakerState::Closed,
             State::Open { until } if Instant::now() >= until => BreakerState::HalfOpen,
@@ -176,15 +194,28 @@ impl CircuitBreaker {
     }
 }
 
+/// `tickcast_circuit_breaker_state{provider}`: 0 closed, 1 half-open, 2 open.
+fn set_gauge(provider: &'static str, state: BreakerState) {
+    let value = match state {
+        BreakerState::Closed => 0.0,
+        BreakerState::HalfOpen => 1.0,
+        BreakerState::Open => 2.0,
+    };
+    metrics::gauge!("tickcast_circuit_breaker_state", "provider" => provider).set(value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn breaker() -> CircuitBreaker {
-        CircuitBreaker::new(BreakerConfig {
-            failure_threshold: 3,
-            cool_down: Duration::from_secs(10),
-        })
+        CircuitBreaker::new(
+            "test",
+            BreakerConfig {
+                failure_threshold: 3,
+                cool_down: Duration::from_secs(10),
+            },
+        )
     }
 
     fn fail(b: &CircuitBreaker, times: usize) {

@@ -132,9 +132,9 @@ impl DataManager {
         let sources = providers
             .into_iter()
             .map(|provider| Source {
+                breaker: CircuitBreaker::new(provider.name(), breaker),
                 provider,
                 stats: ProviderStats::default(),
-                breaker: CircuitBreaker::new(breaker),
                 limiter: None,
             })
             .collect();

@@ -101,6 +101,7 @@ async fn metrics_are_exposed_in_prometheus_format() {
         "tickcast_provider_calls_total{provider=\"local\",outcome=\"success\"}",
         "tickcast_provider_latency_seconds_bucket{provider=\"local\"",
         "tickcast_cache_requests_total{cache=\"history\",result=\"miss\"}",
+        "tickcast_circuit_breaker_state{provider=\"local\"} 0",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
