@@ -18,6 +18,8 @@ const BUILT_IN_DEFAULTS: &str = include_str!("../config/default.toml");
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Bearer token for `/api/admin/*` (TICKCAST_ADMIN_TOKEN). Empty: admin routes answer 403.
+    pub admin_token: SecretString,
     pub server: ServerSettings,
     pub log: LogSettings,
     pub limits: Limits,

@@ -14,6 +14,12 @@ pub enum ApiError {
     /// Invalid input with its own stable code, e.g. `invalid_type` (400).
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// No or wrong credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The route is switched off here (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The body is not JSON by its content type (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -67,6 +73,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidInput(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -86,6 +94,8 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Unprocessable { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",

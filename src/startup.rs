@@ -25,6 +25,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub catalog: Arc<Catalog>,
     pub subscriptions: SubscriptionStore,
+    /// The Fyers client, for switching credentials at runtime.
+    pub fyers: Arc<FyersProvider>,
     /// Set once data is loaded; read by `/readyz`.
     pub ready: Arc<AtomicBool>,
 }
@@ -52,34 +54,37 @@ impl AppState {
             as_of = %local.as_of().map(|d| d.to_string()).unwrap_or_default(),
             "local price data loaded"
         );
-        let mut local = Some(local);
-        let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
+        // Every provider is built; those not in the priority wait as
+        // standbys the admin switch can bring in.
+        let local: Arc<dyn Provider> = Arc::new(local);
+        let yahoo: Arc<dyn Provider> =
+            Arc::new(YahooProvider::new(&settings.yahoo).context("yahoo provider")?);
+        let endpoint = FyersEndpoint {
+            base_url: settings.fyers.base_url.clone(),
+            timeout_ms: settings.fyers.timeout_ms,
+        };
+        let fyers = Arc::new(
+            FyersProvider::new(
+                &endpoint,
+                &settings.fyers.app_id,
+                settings.fyers.access_token.clone(),
+            )
+            .context("fyers provider")?,
+        );
         let priority = settings.provider_priority();
-        for name in &priority {
+        let provider = |name: &ProviderName| -> Arc<dyn Provider> {
             match name {
-                ProviderName::Local => {
-                    if let Some(local) = local.take() {
-                        providers.push(Arc::new(local));
-                    }
-                }
-                ProviderName::Yfinance => providers.push(Arc::new(
-                    YahooProvider::new(&settings.yahoo).context("yahoo provider")?,
-                )),
-                ProviderName::Fyers => {
-                    let endpoint = FyersEndpoint {
-                        base_url: settings.fyers.base_url.clone(),
-                        timeout_ms: settings.fyers.timeout_ms,
-                    };
-                    let fyers = FyersProvider::new(
-                        &endpoint,
-                        &settings.fyers.app_id,
-                        settings.fyers.access_token.clone(),
-                    )
-                    .context("fyers provider")?;
-                    providers.push(Arc::new(fyers));
-                }
+                ProviderName::Local => Arc::clone(&local),
+                ProviderName::Yfinance => Arc::clone(&yahoo),
+                ProviderName::Fyers => Arc::clone(&fyers) as Arc<dyn Provider>,
             }
-        }
+        };
+        let providers: Vec<Arc<dyn Provider>> = priority.iter().map(provider).collect();
+        let standbys: Vec<Arc<dyn Provider>> = [ProviderName::Yfinance, ProviderName::Fyers]
+            .iter()
+            .filter(|p| !priority.contains(p))
+            .map(provider)
+            .collect();
         tracing::info!(
             ?priority,
             environment = settings.market.environment.as_str(),
@@ -90,7 +95,7 @@ impl AppState {
             capacity: settings.market.cache_capacity,
         };
         let max_wait = std::time::Duration::from_millis(settings.market.rate_limit_max_wait_ms);
-        let market = DataManager::new(
+        let mut market = DataManager::new(
             providers,
             Arc::new(mapper),
             settings.market.environment,
@@ -99,9 +104,13 @@ impl AppState {
                 failure_threshold: settings.market.breaker_failure_threshold,
                 cool_down: std::time::Duration::from_secs(settings.market.breaker_cool_down_secs),
             },
-        )
-        .with_rate_limit(yahoo::NAME, &settings.yahoo.quota, max_wait)
-        .with_rate_limit(fyers::NAME, &settings.fyers.quota, max_wait);
+        );
+        for standby in standbys {
+            market = market.with_standby(standby);
+        }
+        let market = market
+            .with_rate_limit(yahoo::NAME, &settings.yahoo.quota, max_wait)
+            .with_rate_limit(fyers::NAME, &settings.fyers.quota, max_wait);
 
         let catalog = Catalog::load(&settings.catalog.file)?;
         for name in registry.names() {
@@ -120,6 +129,7 @@ impl AppState {
             registry: Arc::new(registry),
             catalog: Arc::new(catalog),
             subscriptions,
+            fyers,
             ready: Arc::new(AtomicBool::new(true)),
         })
     }

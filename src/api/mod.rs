@@ -1,6 +1,7 @@
 //! HTTP only: routes per endpoint group, merged here with the middleware
 //! stack. Handlers parse, call the domain and shape the contract's JSON.
 
+pub mod admin;
 pub mod catalog;
 pub mod enhanced_ml;
 pub mod extract;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(production::router())
         .merge(enhanced_ml::router())
         .merge(catalog::router())
+        .merge(admin::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -114,7 +114,11 @@ impl Source {
 }
 
 pub struct DataManager {
+    /// Every provider built, including standbys not in the order.
     sources: Vec<Source>,
+    /// Indices into `sources`, in the order they are tried; changeable at runtime.
+    order: std::sync::RwLock<Vec<usize>>,
+    breaker_config: BreakerConfig,
     mapper: Arc<SymbolMapper>,
     environment: Environment,
     history_cache: TtlCache<HistoryKey, Arc<History>>,
@@ -129,7 +133,7 @@ impl DataManager {
         cache: CachePolicy,
         breaker: BreakerConfig,
     ) -> Self {
-        let sources = providers
+        let sources: Vec<Source> = providers
             .into_iter()
             .map(|provider| Source {
                 breaker: CircuitBreaker::new(provider.name(), breaker),
@@ -139,11 +143,54 @@ impl DataManager {
             })
             .collect();
         DataManager {
+            order: std::sync::RwLock::new((0..sources.len()).collect()),
             sources,
+            breaker_config: breaker,
             mapper,
             environment,
             history_cache: TtlCache::new("history", cache.capacity, cache.history_ttl),
         }
+    }
+
+    /// Adds a provider that is not tried until [`DataManager::set_primary`] names it.
+    pub fn with_standby(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.sources.push(Source {
+            breaker: CircuitBreaker::new(provider.name(), self.breaker_config),
+            provider,
+            stats: ProviderStats::default(),
+            limiter: None,
+        });
+        self
+    }
+
+    /// Puts the named provider first (bringing in a standby). Takes effect
+    /// for the next request.
+    pub fn set_primary(&self, name: &str) -> Result<(), String> {
+        let index = self
+            .sources
+            .iter()
+            .position(|s| s.provider.name() == name)
+            .ok_or_else(|| format!("no provider named {name:?} is available"))?;
+        let mut order = self.order.write().unwrap_or_else(|p| p.into_inner());
+        order.retain(|&i| i != index);
+        order.insert(0, index);
+        Ok(())
+    }
+
+    /// The providers in the order they are tried.
+    fn ordered(&self) -> Vec<&Source> {
+        let order = self.order.read().unwrap_or_else(|p| p.into_inner());
+        order.iter().filter_map(|&i| self.sources.get(i)).collect()
+    }
+
+    /// Provider names in the order they are tried.
+    pub fn priority(&self) -> Vec<&'static str> {
+        self.ordered().iter().map(|s| s.provider.name()).collect()
+    }
+
+    /// The provider tried first.
+    pub fn primary(&self) -> Option<&'static str> {
+        self.ordered().first().map(|s| s.provider.name())
     }
 
     /// Limits calls to the provider named `provider` to `quota`, waiting at
@@ -208,7 +255,7 @@ impl DataManager {
     ) -> Result<History, MarketError> {
         let mut not_found = Vec::new();
         let mut failures = Vec::new();
-        for source in &self.sources {
+        for source in self.ordered() {
             let name = source.provider.name();
             let Some(native) = self.mapper.to_form(key, source.provider.symbol_form()) else {
                 not_found.push(format!("{name}: not listed"));
@@ -261,7 +308,7 @@ impl DataManager {
                 Err(e) => report.missing.push((symbol.clone(), e.to_string())),
             }
         }
-        for source in &self.sources {
+        for source in self.ordered() {
             if pending.is_empty() {
                 break;
             }
@@ -326,6 +373,8 @@ impl DataManager {
     /// Counters only: never calls a provider.
     pub async fn health(&self) -> MarketHealth {
         let names: Vec<&'static str> = self.sources.iter().map(|s| s.provider.name()).collect();
+        let ordered = self.ordered();
+        let priority: Vec<&'static str> = ordered.iter().map(|s| s.provider.name()).collect();
         let performance_metrics = self
             .sources
             .iter()
@@ -342,8 +391,7 @@ impl DataManager {
             .collect();
         // Healthy while the first provider answers; degraded while a later
         // one stands in; unhealthy when the last call to each one failed.
-        let failing: Vec<bool> = self
-            .sources
+        let failing: Vec<bool> = ordered
             .iter()
             .map(|s| s.stats.is_failing() || s.breaker.state() != BreakerState::Closed)
             .collect();
@@ -356,8 +404,8 @@ impl DataManager {
         MarketHealth {
             status,
             environment: self.environment.as_str(),
-            providers: names.clone(),
-            provider_priority: names,
+            providers: names,
+            provider_priority: priority,
             performance_metrics,
             cache_stats,
             symbol_mappings_loaded: self.mapper.len(),

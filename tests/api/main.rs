@@ -1,5 +1,6 @@
 //! Black-box tests: the real router on a free port, called over HTTP.
 
+mod admin;
 mod catalog;
 mod enhanced_ml;
 mod errors;

@@ -11,7 +11,11 @@ async fn health_reports_every_contract_field_without_calling_providers() {
     assert_eq!(body["status"], "healthy");
     let h = &body["health"];
     assert_eq!(h["environment"], "development");
-    assert_eq!(h["providers"], json!(["local"]));
+    assert_eq!(
+        h["providers"],
+        json!(["local", "yfinance", "fyers"]),
+        "standbys included"
+    );
     assert_eq!(h["provider_priority"], json!(["local"]));
     let local = &h["performance_metrics"]["local"];
     assert_eq!(local["total_calls"], 0);

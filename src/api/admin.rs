@@ -1,0 +1,113 @@
+//! `/api/admin`: operator switches, behind the admin bearer token.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::extract::ApiJson;
+use crate::error::ApiError;
+use crate::market::{fyers, yahoo};
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/admin/market_data_provider",
+        get(current_provider).post(switch_provider),
+    )
+}
+
+/// Proof that the caller sent the configured admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let expected = state.settings.admin_token.expose_secret();
+        if expected.is_empty() {
+            return Err(ApiError::Forbidden(
+                "admin routes are disabled: no admin token is configured (TICKCAST_ADMIN_TOKEN)"
+                    .into(),
+            ));
+        }
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Constant time, so response timing says nothing about the token.
+        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized(
+                "send the admin token as Authorization: Bearer <token>".into(),
+            ))
+        }
+    }
+}
+
+/// The contract's `{success, provider}`, plus the whole order tried.
+fn answer(state: &AppState) -> Json<Value> {
+    Json(json!({
+        "success": true,
+        "provider": state.market.primary(),
+        "provider_priority": state.market.priority(),
+    }))
+}
+
+async fn current_provider(_: Admin, State(state): State<AppState>) -> Json<Value> {
+    answer(&state)
+}
+
+#[derive(Deserialize)]
+struct Switch {
+    provider: String,
+    #[serde(default)]
+    app_id: Option<String>,
+    #[serde(default)]
+    access_token: Option<SecretString>,
+}
+
+async fn switch_provider(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(switch): ApiJson<Switch>,
+) -> Result<Json<Value>, ApiError> {
+    match switch.provider.trim() {
+        yahoo::NAME => {}
+        fyers::NAME => match (switch.app_id, switch.access_token) {
+            (Some(app_id), Some(token))
+                if !app_id.trim().is_empty() && !token.expose_secret().trim().is_empty() =>
+            {
+                state.fyers.set_credentials(&app_id, token);
+            }
+            (None, None) if state.settings.fyers.is_configured() => {}
+            _ => {
+                return Err(ApiError::invalid(
+                    "fyers needs app_id and access_token (none are configured)",
+                ))
+            }
+        },
+        other => {
+            return Err(ApiError::BadRequest {
+                code: "unsupported_provider",
+                message: format!("unsupported provider {other:?}: expected yfinance or fyers"),
+            })
+        }
+    }
+    state
+        .market
+        .set_primary(switch.provider.trim())
+        .map_err(ApiError::invalid)?;
+    tracing::info!(
+        provider = switch.provider.trim(),
+        "primary market data provider switched"
+    );
+    Ok(answer(&state))
+}
