@@ -83,6 +83,7 @@ pub struct MarketSettings {
     pub environment: Environment,
     pub providers: Vec<ProviderName>,
     pub history_cache_ttl_secs: u64,
+    pub quote_cache_ttl_secs: u64,
     pub breaker_failure_threshold: u32,
     pub breaker_cool_down_secs: u64,
     pub rate_limit_max_wait_ms: u64,

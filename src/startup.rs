@@ -92,6 +92,7 @@ impl AppState {
         );
         let cache = CachePolicy {
             history_ttl: std::time::Duration::from_secs(settings.market.history_cache_ttl_secs),
+            quote_ttl: std::time::Duration::from_secs(settings.market.quote_cache_ttl_secs),
             capacity: settings.market.cache_capacity,
         };
         let max_wait = std::time::Duration::from_millis(settings.market.rate_limit_max_wait_ms);

@@ -35,6 +35,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "cache_stats": h.cache_stats,
             "symbol_mappings_loaded": h.symbol_mappings_loaded,
             "history_cache": h.history_cache,
+            "quote_cache": h.quote_cache,
             "timestamp": now,
         },
     }))

@@ -111,6 +111,31 @@ where
         }
     }
 
+    /// The fresh value for `key`, counted as a hit when present.
+    pub async fn get(&self, key: &K) -> Option<V> {
+        let value = self.fresh.get(key).await;
+        if value.is_some() {
+            self.count("hit", &self.hits);
+        }
+        value
+    }
+
+    /// Stores a value fetched by the caller (counted as a miss).
+    pub async fn put(&self, key: K, value: V) {
+        self.count("miss", &self.misses);
+        self.last_good
+            .insert(key.clone(), (value.clone(), Instant::now()))
+            .await;
+        self.fresh.insert(key, value).await;
+    }
+
+    /// The last good value for `key`, however old, and its age.
+    pub async fn last_good(&self, key: &K) -> Option<(V, Duration)> {
+        let (value, stored) = self.last_good.get(key).await?;
+        self.count("stale", &self.stale_served);
+        Some((value, stored.elapsed()))
+    }
+
     fn count(&self, result: &'static str, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("tickcast_cache_requests_total", "cache" => self.name, "result" => result)

@@ -329,5 +329,6 @@ fn parse_quote(symbol: &str, entry: &Value) -> Result<Quote, ProviderError> {
             .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
             .unwrap_or_else(Utc::now),
         provider: NAME.to_string(),
+        stale_age_secs: None,
     })
 }

@@ -46,12 +46,15 @@ pub struct MarketHealth {
     pub symbol_mappings_loaded: usize,
     /// Hits, misses and entries of the history cache.
     pub history_cache: CacheStats,
+    /// Hits, misses and entries of the quote cache.
+    pub quote_cache: CacheStats,
 }
 
 /// How long answers are kept.
 #[derive(Debug, Clone, Copy)]
 pub struct CachePolicy {
     pub history_ttl: std::time::Duration,
+    pub quote_ttl: std::time::Duration,
     pub capacity: u64,
 }
 
@@ -59,6 +62,7 @@ impl Default for CachePolicy {
     fn default() -> Self {
         CachePolicy {
             history_ttl: std::time::Duration::from_secs(3600),
+            quote_ttl: std::time::Duration::from_secs(30),
             capacity: 10_000,
         }
     }
@@ -122,6 +126,17 @@ pub struct DataManager {
     mapper: Arc<SymbolMapper>,
     environment: Environment,
     history_cache: TtlCache<HistoryKey, Arc<History>>,
+    quote_cache: TtlCache<String, Quote>,
+    /// Identical concurrent fetches of the same symbols share one call.
+    quote_batches: TtlCache<String, Arc<QuoteBatch>>,
+}
+
+/// Quotes fetched for normalized symbols; `missing` says why, and whether a
+/// provider failed (then a last good quote may stand in).
+#[derive(Debug, Default)]
+struct QuoteBatch {
+    found: std::collections::HashMap<String, Quote>,
+    missing: std::collections::HashMap<String, (String, bool)>,
 }
 
 impl DataManager {
@@ -149,6 +164,8 @@ impl DataManager {
             mapper,
             environment,
             history_cache: TtlCache::new("history", cache.capacity, cache.history_ttl),
+            quote_cache: TtlCache::new("quotes", cache.capacity, cache.quote_ttl),
+            quote_batches: TtlCache::new("quote_batches", 1_000, cache.quote_ttl),
         }
     }
 
@@ -298,16 +315,100 @@ impl DataManager {
     }
 
     /// Latest quotes; each symbol comes from the first provider that has it.
+    /// Quotes keyed by the caller's spelling: cached ones (30 s by default),
+    /// the rest fetched together; when every provider fails for a symbol,
+    /// its last good quote with `stale_age_secs`.
     pub async fn quotes(&self, symbols: &[String]) -> QuoteReport {
         let mut report = QuoteReport::default();
-        // (caller's symbol, normalized symbol, last reason it is missing)
-        let mut pending: Vec<(String, String, String)> = Vec::new();
+        let mut wanted: Vec<(String, String)> = Vec::new();
         for symbol in symbols {
             match validate_symbol(symbol) {
-                Ok(key) => pending.push((symbol.clone(), key, "no provider".to_string())),
+                Ok(key) => wanted.push((symbol.clone(), key)),
                 Err(e) => report.missing.push((symbol.clone(), e.to_string())),
             }
         }
+        let mut known: std::collections::HashMap<String, Quote> = std::collections::HashMap::new();
+        let mut misses: Vec<String> = Vec::new();
+        for (_, key) in &wanted {
+            if known.contains_key(key) || misses.contains(key) {
+                continue;
+            }
+            match self.quote_cache.get(key).await {
+                Some(quote) => {
+                    known.insert(key.clone(), quote);
+                }
+                None => misses.push(key.clone()),
+            }
+        }
+        let mut why_missing = std::collections::HashMap::new();
+        if !misses.is_empty() {
+            misses.sort();
+            let fetch = async {
+                let batch = self.fetch_quotes(&misses).await;
+                // A batch with provider failures is shared with concurrent
+                // callers but not kept: the error side is never cached.
+                if batch.missing.values().any(|(_, failed)| *failed) {
+                    Err(batch)
+                } else {
+                    Ok(Arc::new(batch))
+                }
+            };
+            let batch = match self
+                .quote_batches
+                .get_or_fetch(misses.join(","), fetch, |_| false)
+                .await
+            {
+                Ok((batch, _)) => batch,
+                Err(partial) => Arc::new(QuoteBatch {
+                    found: partial.found.clone(),
+                    missing: partial.missing.clone(),
+                }),
+            };
+            for (key, quote) in &batch.found {
+                self.quote_cache.put(key.clone(), quote.clone()).await;
+                known.insert(key.clone(), quote.clone());
+            }
+            for (key, (reason, failed)) in &batch.missing {
+                let stale = if *failed {
+                    self.quote_cache.last_good(key).await
+                } else {
+                    None
+                };
+                match stale {
+                    Some((mut quote, age)) => {
+                        quote.stale_age_secs = Some(age.as_secs());
+                        known.insert(key.clone(), quote);
+                    }
+                    None => {
+                        why_missing.insert(key.clone(), reason.clone());
+                    }
+                }
+            }
+        }
+        for (caller, key) in wanted {
+            match known.get(&key) {
+                Some(quote) => report.found.push((caller, quote.clone())),
+                None => {
+                    let reason = why_missing
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_else(|| "no provider".into());
+                    report.missing.push((caller, reason));
+                }
+            }
+        }
+        report
+    }
+
+    /// Asks providers in order for normalized `keys`; each key from the
+    /// first provider that has it.
+    async fn fetch_quotes(&self, keys: &[String]) -> QuoteBatch {
+        let mut batch = QuoteBatch::default();
+        // (normalized symbol, last reason it is missing, whether a provider failed)
+        let mut pending: Vec<(String, String, bool)> = keys
+            .iter()
+            .map(|k| (k.clone(), "no provider".to_string(), false))
+            .collect();
         for source in self.ordered() {
             if pending.is_empty() {
                 break;
@@ -315,10 +416,10 @@ impl DataManager {
             let name = source.provider.name();
             let form = source.provider.symbol_form();
             let mut asked: Vec<(usize, String)> = Vec::new();
-            for (i, (_, key, reason)) in pending.iter_mut().enumerate() {
+            for (i, (key, reason, _)) in pending.iter_mut().enumerate() {
                 match self.mapper.to_form(key, form) {
                     Some(native) => asked.push((i, native)),
-                    None => *reason = format!("{name}: not listed"),
+                    None => add_reason(reason, format!("{name}: not listed")),
                 }
             }
             if asked.is_empty() {
@@ -328,7 +429,8 @@ impl DataManager {
                 Ok(permit) => permit,
                 Err(why) => {
                     for (i, _) in &asked {
-                        pending[*i].2 = format!("{name}: {why}");
+                        add_reason(&mut pending[*i].1, format!("{name}: {why}"));
+                        pending[*i].2 = true;
                     }
                     continue;
                 }
@@ -344,15 +446,19 @@ impl DataManager {
                         match result {
                             Ok(quote) => {
                                 served[*i] = true;
-                                report.found.push((pending[*i].0.clone(), quote));
+                                batch.found.insert(pending[*i].0.clone(), quote);
                             }
-                            Err(e) => pending[*i].2 = format!("{name}: {e}"),
+                            Err(e) => {
+                                add_reason(&mut pending[*i].1, format!("{name}: {e}"));
+                                pending[*i].2 |= e.is_provider_failure();
+                            }
                         }
                     }
                 }
                 Err(e) => {
                     for (i, _) in &asked {
-                        pending[*i].2 = format!("{name}: {e}");
+                        add_reason(&mut pending[*i].1, format!("{name}: {e}"));
+                        pending[*i].2 |= e.is_provider_failure();
                     }
                 }
             }
@@ -362,12 +468,17 @@ impl DataManager {
                 !served[index - 1]
             });
         }
-        report.missing.extend(
-            pending
-                .into_iter()
-                .map(|(symbol, _, reason)| (symbol, reason)),
-        );
-        report
+        batch
+            .missing
+            .extend(pending.into_iter().map(|(key, reason, failed)| {
+                let reason = if reason.is_empty() {
+                    "no provider".to_string()
+                } else {
+                    reason
+                };
+                (key, (reason, failed))
+            }));
+        batch
     }
 
     /// Counters only: never calls a provider.
@@ -410,8 +521,17 @@ impl DataManager {
             cache_stats,
             symbol_mappings_loaded: self.mapper.len(),
             history_cache: self.history_cache.stats().await,
+            quote_cache: self.quote_cache.stats().await,
         }
     }
+}
+
+/// Appends why one more provider could not answer.
+fn add_reason(reasons: &mut String, reason: String) {
+    if !reasons.is_empty() {
+        reasons.push_str("; ");
+    }
+    reasons.push_str(&reason);
 }
 
 /// Trims, upper-cases and checks a caller's symbol.
@@ -551,6 +671,7 @@ mod tests {
     #[derive(Default)]
     struct Flaky {
         calls: std::sync::atomic::AtomicUsize,
+        quote_calls: std::sync::atomic::AtomicUsize,
         down: std::sync::atomic::AtomicBool,
     }
 
@@ -582,8 +703,26 @@ mod tests {
             let d = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
             Ok(vec![Candle::daily_close(d, 190.0)])
         }
-        async fn quotes(&self, _: &[String]) -> Result<Vec<QuoteAnswer>, ProviderError> {
-            Err(ProviderError::Unavailable("not used".into()))
+        async fn quotes(&self, symbols: &[String]) -> Result<Vec<QuoteAnswer>, ProviderError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.quote_calls.fetch_add(1, SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if self.down.load(SeqCst) {
+                return Err(ProviderError::Unavailable("HTTP 503".into()));
+            }
+            let d = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+            let bar = Candle::daily_close(d, 190.0);
+            Ok(symbols
+                .iter()
+                .map(|s| {
+                    let answer = if s == "AAPL" {
+                        Ok(Quote::from_bars(&bar, None, "flaky"))
+                    } else {
+                        Err(ProviderError::NotFound { symbol: s.clone() })
+                    };
+                    (s.clone(), answer)
+                })
+                .collect())
         }
         fn cached_entries(&self) -> u64 {
             0
@@ -594,6 +733,7 @@ mod tests {
         let flaky = Arc::new(Flaky::default());
         let policy = CachePolicy {
             history_ttl: std::time::Duration::from_millis(ttl_ms),
+            quote_ttl: std::time::Duration::from_millis(ttl_ms),
             capacity: 100,
         };
         let mapper = Arc::new(SymbolMapper::built_in().unwrap());
@@ -737,6 +877,47 @@ mod tests {
             .clone()
             .unwrap();
         assert_eq!((limits.waits, limits.rejections), (8, 8));
+    }
+
+    #[tokio::test]
+    async fn a_thousand_concurrent_quote_requests_make_one_upstream_call() {
+        let (flaky, dm) = flaky_manager(60_000);
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let dm = Arc::clone(&dm);
+                tokio::spawn(async move { dm.quotes(&["AAPL".to_string()]).await })
+            })
+            .collect();
+        for t in tasks {
+            let report = t.await.unwrap();
+            assert_eq!(report.found[0].1.price, 190.0);
+        }
+        assert_eq!(
+            flaky.quote_calls.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        // Later requests are answered from the quote cache.
+        dm.quotes(&["aapl".to_string()]).await;
+        assert_eq!(
+            flaky.quote_calls.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        assert!(dm.health().await.quote_cache.hits >= 1);
+    }
+
+    #[tokio::test]
+    async fn quotes_fall_back_to_the_last_good_one_marked_stale() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (flaky, dm) = flaky_manager(30);
+        let fresh = dm.quotes(&["AAPL".to_string()]).await;
+        assert_eq!(fresh.found[0].1.stale_age_secs, None);
+        flaky.down.store(true, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let report = dm.quotes(&["AAPL".to_string(), "MSFT".to_string()]).await;
+        assert_eq!(report.found.len(), 1);
+        assert_eq!(report.found[0].1.stale_age_secs, Some(0));
+        assert_eq!(report.missing[0].0, "MSFT");
+        assert!(report.missing[0].1.contains("503"), "{:?}", report.missing);
     }
 
     #[tokio::test]

@@ -48,6 +48,9 @@ pub struct Quote {
     pub open: Option<f64>,
     pub timestamp: DateTime<Utc>,
     pub provider: String,
+    /// Set when every provider failed and this is the last good quote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_age_secs: Option<u64>,
 }
 
 impl Quote {
@@ -65,6 +68,7 @@ impl Quote {
             open: last.open,
             timestamp: last.time,
             provider: provider.to_string(),
+            stale_age_secs: None,
         }
     }
 }
