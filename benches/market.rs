@@ -44,9 +44,39 @@ fn data_manager(c: &mut Criterion) {
     });
 }
 
+/// 50 symbols (the 20 embedded stocks' series under 50 names) with every
+/// quote already cached: the cost of a warm `portfolio_data` lookup.
+fn warm_quotes(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let table = dataset::embedded().expect("embedded dataset parses");
+    let series: Vec<_> = table.values().cloned().collect();
+    let wide: dataset::PriceTable = (0..50)
+        .map(|i| (format!("S{i:02}"), series[i % series.len()].clone()))
+        .collect();
+    let local: Arc<dyn Provider> = Arc::new(LocalProvider::from_table(wide));
+    let mapper = Arc::new(SymbolMapper::built_in().expect("mapping parses"));
+    let dm = DataManager::new(
+        vec![local],
+        mapper,
+        Environment::Development,
+        CachePolicy {
+            quote_ttl: std::time::Duration::from_secs(3600),
+            ..CachePolicy::default()
+        },
+        BreakerConfig::default(),
+    );
+    let symbols: Vec<String> = (0..50).map(|i| format!("S{i:02}")).collect();
+    rt.block_on(dm.quotes(&symbols));
+    c.bench_function("quotes_50_symbols_warm_cache", |b| {
+        b.iter(|| rt.block_on(dm.quotes(black_box(&symbols))))
+    });
+}
+
 fn startup(c: &mut Criterion) {
     c.bench_function("parse_embedded_dataset", |b| b.iter(dataset::embedded));
 }
 
-criterion_group!(benches, data_manager, startup);
+criterion_group!(benches, data_manager, warm_quotes, startup);
 criterion_main!(benches);

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Loopback load test of portfolio_data on a warm cache (local data only).
+# Needs wrk (apt-get install wrk). Prints wrk's summary with latency percentiles.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release -q
+state=$(mktemp -d)
+TICKCAST_MARKET__PROVIDERS='["local"]' TICKCAST_CATALOG__SUBSCRIPTIONS_DB="$state/subs.db" \
+  TICKCAST_LOG__LEVEL=warn ./target/release/tickcast --port 8181 &
+pid=$!
+trap 'kill $pid; rm -rf "$state"' EXIT
+sleep 1
+# Warm the quote cache, then load.
+curl -s -XPOST localhost:8181/api/production_api/portfolio_data -H 'Content-Type: application/json' \
+  -d '{"symbols": ["AAPL", "MSFT", "JNJ", "KO", "XOM", "JPM", "PG", "WMT", "PEP", "MRK"]}' > /dev/null
+wrk -t2 -c64 -d15s --latency -s tests/load/portfolio_data.lua http://127.0.0.1:8181
