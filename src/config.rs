@@ -86,6 +86,8 @@ pub struct MarketSettings {
     pub quote_cache_ttl_secs: u64,
     pub breaker_failure_threshold: u32,
     pub breaker_cool_down_secs: u64,
+    pub breaker_failure_rate: f64,
+    pub breaker_failure_window: usize,
     pub rate_limit_max_wait_ms: u64,
     pub cache_capacity: u64,
 }
@@ -283,6 +285,12 @@ impl Settings {
         positive("limits.max_series", self.limits.max_series as u64)?;
         positive("market.cache_capacity", self.market.cache_capacity)?;
         positive("yahoo.timeout_ms", self.yahoo.timeout_ms)?;
+        if !(0.0..=1.0).contains(&self.market.breaker_failure_rate) {
+            return Err(ConfigError::key(
+                "market.breaker_failure_rate",
+                "must be between 0 and 1",
+            ));
+        }
         positive(
             "market.breaker_failure_threshold",
             u64::from(self.market.breaker_failure_threshold),

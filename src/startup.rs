@@ -104,6 +104,8 @@ impl AppState {
             BreakerConfig {
                 failure_threshold: settings.market.breaker_failure_threshold,
                 cool_down: std::time::Duration::from_secs(settings.market.breaker_cool_down_secs),
+                failure_rate: settings.market.breaker_failure_rate,
+                failure_window: settings.market.breaker_failure_window,
             },
         );
         for standby in standbys {

@@ -12,6 +12,10 @@ use tokio::time::Instant;
 pub struct BreakerConfig {
     pub failure_threshold: u32,
     pub cool_down: Duration,
+    /// Also open when at least this share of the last `failure_window`
+    /// calls failed (0 disables).
+    pub failure_rate: f64,
+    pub failure_window: usize,
 }
 
 impl Default for BreakerConfig {
@@ -19,6 +23,8 @@ impl Default for BreakerConfig {
         BreakerConfig {
             failure_threshold: 5,
             cool_down: Duration::from_secs(60),
+            failure_rate: 0.5,
+            failure_window: 20,
         }
     }
 }
@@ -42,9 +48,17 @@ impl BreakerState {
 
 #[derive(Debug)]
 enum State {
-    Closed { consecutive_failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probe_in_flight: bool },
+    /// `window`: recent outcomes (true = failed), at most `failure_window`.
+    Closed {
+        consecutive_failures: u32,
+        window: std::collections::VecDeque<bool>,
+    },
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        probe_in_flight: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -100,6 +114,7 @@ impl CircuitBreaker {
             config,
             state: Mutex::new(State::Closed {
                 consecutive_failures: 0,
+                window: Default::default(),
             }),
         }
     }
@@ -159,24 +174,40 @@ impl CircuitBreaker {
             *state = if success {
                 State::Closed {
                     consecutive_failures: 0,
+                    window: Default::default(),
                 }
             } else {
                 open
             };
             return;
         }
-        if let State::Closed {
+        let State::Closed {
             consecutive_failures,
+            window,
         } = state
-        {
-            if success {
-                *consecutive_failures = 0;
-            } else {
-                *consecutive_failures += 1;
-                if *consecutive_failures >= self.config.failure_threshold {
-                    *state = open;
-                }
+        else {
+            // Calls admitted before the breaker opened report late: ignore them.
+            return;
+        };
+        *consecutive_failures = if success {
+            0
+        } else {
+            *consecutive_failures + 1
+        };
+        let size = self.config.failure_window;
+        if size > 0 {
+            if window.len() == size {
+                window.pop_front();
             }
+            window.push_back(!success);
+        }
+        let failed = window.iter().filter(|f| **f).count();
+        let rate_exceeded = self.config.failure_rate > 0.0
+            && size > 0
+            && window.len() == size
+            && failed as f64 >= self.config.failure_rate * size as f64;
+        if *consecutive_failures >= self.config.failure_threshold || rate_exceeded {
+            *state = open;
         }
     }
 
@@ -214,6 +245,8 @@ mod tests {
             BreakerConfig {
                 failure_threshold: 3,
                 cool_down: Duration::from_secs(10),
+                failure_rate: 0.5,
+                failure_window: 10,
             },
         )
     }
@@ -238,6 +271,25 @@ mod tests {
         fail(&b, 1);
         assert_eq!(b.state(), BreakerState::Open);
         assert!(b.try_acquire().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_when_half_of_the_recent_calls_fail_even_if_never_three_in_a_row() {
+        let b = breaker();
+        for _ in 0..4 {
+            fail(&b, 1);
+            b.try_acquire().unwrap().succeeded();
+        }
+        assert_eq!(
+            b.state(),
+            BreakerState::Closed,
+            "8 calls: window not full yet"
+        );
+        fail(&b, 1);
+        assert_eq!(b.state(), BreakerState::Closed, "4 of 9 failed");
+        fail(&b, 1);
+        // The window holds the last 10 calls: 5 failed, at the 50 % threshold.
+        assert_eq!(b.state(), BreakerState::Open);
     }
 
     #[tokio::test(start_paused = true)]

@@ -745,6 +745,7 @@ mod tests {
             BreakerConfig {
                 failure_threshold: 3,
                 cool_down: std::time::Duration::from_secs(60),
+                ..BreakerConfig::default()
             },
         );
         (flaky, Arc::new(dm))

@@ -1,12 +1,19 @@
 //! Per-provider call counters, read by health without touching a provider.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 
+/// Latencies kept for percentiles.
+const RECENT: usize = 1024;
+
 #[derive(Debug, Default)]
 pub struct ProviderStats {
+    /// The last `RECENT` call latencies in microseconds.
+    recent: Mutex<VecDeque<u64>>,
     calls: AtomicU64,
     failures: AtomicU64,
     latency_micros: AtomicU64,
@@ -20,6 +27,10 @@ pub struct ProviderMetrics {
     pub success_rate: f64,
     pub total_calls: u64,
     pub avg_latency_ms: f64,
+    /// Percentiles over the last 1024 calls.
+    pub p50_latency_ms: f64,
+    pub p95_latency_ms: f64,
+    pub p99_latency_ms: f64,
     pub circuit_breaker_state: &'static str,
     /// Waits for and refusals by our own quota for this provider, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,6 +51,11 @@ impl ProviderStats {
         }
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.latency_micros.fetch_add(micros, Ordering::Relaxed);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(micros);
     }
 
     /// Whether the most recent call failed (false before any call).
@@ -59,10 +75,26 @@ impl ProviderStats {
                 latency as f64 / calls as f64 / 1000.0,
             )
         };
+        let mut recent: Vec<u64> = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        recent.sort_unstable();
+        // Nearest-rank percentile, in milliseconds.
+        let pct = |q: f64| match recent.len() {
+            0 => 0.0,
+            n => recent[((q * n as f64).ceil() as usize).clamp(1, n) - 1] as f64 / 1000.0,
+        };
         ProviderMetrics {
             success_rate,
             total_calls: calls,
             avg_latency_ms,
+            p50_latency_ms: pct(0.50),
+            p95_latency_ms: pct(0.95),
+            p99_latency_ms: pct(0.99),
             circuit_breaker_state,
             rate_limit: None,
         }
@@ -85,5 +117,9 @@ mod tests {
         assert_eq!(m.total_calls, 4);
         assert_eq!(m.success_rate, 75.0);
         assert_eq!(m.avg_latency_ms, 5.0);
+        assert_eq!(
+            (m.p50_latency_ms, m.p95_latency_ms, m.p99_latency_ms),
+            (4.0, 8.0, 8.0)
+        );
     }
 }
