@@ -115,10 +115,15 @@ async fn the_fyers_token_appears_in_no_log_response_or_error() {
     );
 
     // The calls really went to Fyers and failed, and that was logged.
-    assert_eq!(
-        health["health"]["performance_metrics"]["fyers"]["success_rate"],
-        0.0
+    let fyers_health = &health["health"]["performance_metrics"]["fyers"];
+    assert_eq!(fyers_health["success_rate"], 0.0);
+    // The latest failure is the 500 from /quotes or the expired token from /history.
+    let last_error = fyers_health["last_error"].as_str().unwrap();
+    assert!(
+        last_error.contains("not authorised") || last_error.contains("HTTP 500"),
+        "{last_error}"
     );
+    assert!(fyers_health["last_error_at"].is_string());
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("provider call failed"), "{logs}");
     assert!(

@@ -107,6 +107,7 @@ impl Source {
             Ok(_) => permit.succeeded(),
             Err(e) if failed => {
                 tracing::warn!(provider = name, error = %e, "provider call failed");
+                self.stats.record_error(e.to_string());
                 permit.failed()
             }
             Err(e) => {

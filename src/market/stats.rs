@@ -18,6 +18,8 @@ pub struct ProviderStats {
     failures: AtomicU64,
     latency_micros: AtomicU64,
     last_call_failed: AtomicBool,
+    /// Why the most recent failed call failed, and when.
+    last_error: Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>,
 }
 
 /// A snapshot in the contract's `performance_metrics` shape.
@@ -32,6 +34,11 @@ pub struct ProviderMetrics {
     pub p95_latency_ms: f64,
     pub p99_latency_ms: f64,
     pub circuit_breaker_state: &'static str,
+    /// The latest failure's reason (e.g. an expired token) and time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Waits for and refusals by our own quota for this provider, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<super::limiter::LimiterStats>,
@@ -58,6 +65,12 @@ impl ProviderStats {
         recent.push_back(micros);
     }
 
+    /// Keeps the reason of a failed call for health.
+    pub fn record_error(&self, reason: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((reason, chrono::Utc::now()));
+    }
+
     /// Whether the most recent call failed (false before any call).
     pub fn is_failing(&self) -> bool {
         self.last_call_failed.load(Ordering::Relaxed)
@@ -75,6 +88,11 @@ impl ProviderStats {
                 latency as f64 / calls as f64 / 1000.0,
             )
         };
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut recent: Vec<u64> = self
             .recent
             .lock()
@@ -95,6 +113,8 @@ impl ProviderStats {
             p50_latency_ms: pct(0.50),
             p95_latency_ms: pct(0.95),
             p99_latency_ms: pct(0.99),
+            last_error: last_error.as_ref().map(|(reason, _)| reason.clone()),
+            last_error_at: last_error.map(|(_, at)| at),
             circuit_breaker_state,
             rate_limit: None,
         }
