@@ -80,7 +80,11 @@ pub struct CatalogSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarketSettings {
-    pub environment: Environment,
+    /// Unset: development until the EC2 probe finds production.
+    #[serde(default)]
+    pub environment: Option<Environment>,
+    pub ec2_probe_url: String,
+    pub ec2_probe_timeout_ms: u64,
     pub providers: Vec<ProviderName>,
     pub history_cache_ttl_secs: u64,
     pub quote_cache_ttl_secs: u64,
@@ -128,10 +132,22 @@ pub enum ProviderName {
     Fyers,
 }
 
+impl ProviderName {
+    /// The name providers report (and the contract uses).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderName::Local => crate::market::local::NAME,
+            ProviderName::Yfinance => crate::market::yahoo::NAME,
+            ProviderName::Fyers => crate::market::fyers::NAME,
+        }
+    }
+}
+
 /// Deployment environment; decides provider priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
+    #[default]
     Development,
     Staging,
     Production,
@@ -249,8 +265,12 @@ impl Settings {
 
         // The environment picks the per-environment file, so read it first.
         let environment: Environment = overrides(base.clone())?
-            .extract_inner("market.environment")
-            .map_err(describe)?;
+            .extract_inner::<Option<Environment>>("market.environment")
+            .or_else(|e| match e.missing() {
+                true => Ok(None),
+                false => Err(describe(e)),
+            })?
+            .unwrap_or_default();
         if let Some(dir) = config_dir {
             let file = dir.join(format!("{}.toml", environment.as_str()));
             if file.is_file() {
@@ -285,6 +305,17 @@ impl Settings {
         positive("limits.max_series", self.limits.max_series as u64)?;
         positive("market.cache_capacity", self.market.cache_capacity)?;
         positive("yahoo.timeout_ms", self.yahoo.timeout_ms)?;
+        positive(
+            "market.ec2_probe_timeout_ms",
+            self.market.ec2_probe_timeout_ms,
+        )?;
+        let probe_url = self.market.ec2_probe_url.trim();
+        if !probe_url.is_empty() && reqwest::Url::parse(probe_url).is_err() {
+            return Err(ConfigError::key(
+                "market.ec2_probe_url",
+                format!("{probe_url:?} is not a URL"),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.market.breaker_failure_rate) {
             return Err(ConfigError::key(
                 "market.breaker_failure_rate",
@@ -339,11 +370,29 @@ impl Settings {
     /// Providers in the order they are tried: `market.providers` when given,
     /// else by environment (production puts Fyers first).
     pub fn provider_priority(&self) -> Vec<ProviderName> {
+        self.provider_priority_in(self.environment())
+    }
+
+    /// The environment in force before any probe: as configured, else development.
+    pub fn environment(&self) -> Environment {
+        self.market.environment.unwrap_or_default()
+    }
+
+    /// Whether the EC2 probe decides the environment: only when nothing
+    /// configured it or the provider order, and the probe is not turned off.
+    pub fn ec2_probe_wanted(&self) -> bool {
+        self.market.environment.is_none()
+            && self.market.providers.is_empty()
+            && !self.market.ec2_probe_url.trim().is_empty()
+    }
+
+    /// [`Settings::provider_priority`] as it would be in `environment`.
+    pub fn provider_priority_in(&self, environment: Environment) -> Vec<ProviderName> {
         if !self.market.providers.is_empty() {
             return self.market.providers.clone();
         }
         let fyers = self.fyers.is_configured().then_some(ProviderName::Fyers);
-        let live = match self.market.environment {
+        let live = match environment {
             Environment::Production => [fyers, Some(ProviderName::Yfinance)],
             Environment::Development | Environment::Staging => {
                 [Some(ProviderName::Yfinance), fyers]
@@ -400,15 +449,34 @@ mod tests {
         assert_eq!(s.server.port, 8080);
         assert_eq!(s.server.bind, "127.0.0.1");
         assert_eq!(s.limits.max_series, 500);
-        assert_eq!(s.market.environment, Environment::Development);
+        assert_eq!(
+            s.market.environment, None,
+            "unset until configured or probed"
+        );
+        assert_eq!(s.environment(), Environment::Development);
+        assert!(s.ec2_probe_wanted());
         assert!(!s.fyers.is_configured());
+    }
+
+    #[test]
+    fn the_ec2_probe_runs_only_when_nothing_decides_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = load_with(&[("ENVIRONMENT", "development")], dir.path()).unwrap();
+        assert!(!set.ec2_probe_wanted(), "ENVIRONMENT wins");
+        let file = dir.path().join("default.toml");
+        std::fs::write(&file, "[market]\nproviders = [\"local\"]\n").unwrap();
+        let listed = load_with(&[], dir.path()).unwrap();
+        assert!(!listed.ec2_probe_wanted(), "an explicit order wins");
+        std::fs::write(&file, "[market]\nec2_probe_url = \"\"\n").unwrap();
+        let off = load_with(&[], dir.path()).unwrap();
+        assert!(!off.ec2_probe_wanted(), "an empty URL turns it off");
     }
 
     #[test]
     fn legacy_environment_variable_accepts_aliases() {
         let dir = tempfile::tempdir().unwrap();
         let s = load_with(&[("ENVIRONMENT", "PROD")], dir.path()).unwrap();
-        assert_eq!(s.market.environment, Environment::Production);
+        assert_eq!(s.market.environment, Some(Environment::Production));
         let err = load_with(&[("ENVIRONMENT", "moon")], dir.path()).unwrap_err();
         assert!(err.to_string().contains("ENVIRONMENT"), "{err}");
     }

@@ -9,8 +9,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, SubscriptionStore};
-use crate::config::{ProviderName, Settings};
+use crate::config::{Environment, ProviderName, Settings};
 use crate::market::breaker::BreakerConfig;
+use crate::market::ec2::Ec2Probe;
 use crate::market::fyers::{self, FyersEndpoint, FyersProvider};
 use crate::market::local::LocalProvider;
 use crate::market::yahoo::{self, YahooProvider};
@@ -87,7 +88,7 @@ impl AppState {
             .collect();
         tracing::info!(
             ?priority,
-            environment = settings.market.environment.as_str(),
+            environment = settings.environment().as_str(),
             "market data providers"
         );
         let cache = CachePolicy {
@@ -99,7 +100,7 @@ impl AppState {
         let mut market = DataManager::new(
             providers,
             Arc::new(mapper),
-            settings.market.environment,
+            settings.environment(),
             cache,
             BreakerConfig {
                 failure_threshold: settings.market.breaker_failure_threshold,
@@ -126,9 +127,14 @@ impl AppState {
         }
         let subscriptions = SubscriptionStore::open(&settings.catalog.subscriptions_db)?;
 
+        let market = Arc::new(market);
+        if settings.ec2_probe_wanted() {
+            spawn_environment_probe(&settings, Arc::clone(&market));
+        }
+
         Ok(AppState {
             settings: Arc::new(settings),
-            market: Arc::new(market),
+            market,
             registry: Arc::new(registry),
             catalog: Arc::new(catalog),
             subscriptions,
@@ -136,6 +142,32 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
         })
     }
+}
+
+/// Probes for EC2 in the background; on EC2, switches the data manager to
+/// production and its provider order. Startup never waits for it.
+fn spawn_environment_probe(settings: &Settings, market: Arc<DataManager>) {
+    let url = settings.market.ec2_probe_url.clone();
+    let timeout = std::time::Duration::from_millis(settings.market.ec2_probe_timeout_ms);
+    let production: Vec<&'static str> = settings
+        .provider_priority_in(Environment::Production)
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    tokio::spawn(async move {
+        match crate::market::ec2::probe(&url, timeout).await {
+            Ec2Probe::OnEc2 => {
+                market.adopt_environment(Environment::Production, &production);
+                tracing::info!(
+                    priority = ?market.priority(),
+                    "EC2 metadata service found: running as production"
+                );
+            }
+            Ec2Probe::NotEc2(reason) => {
+                tracing::info!(%reason, "not on EC2: running as development");
+            }
+        }
+    });
 }
 
 /// A bound listener and the router it will serve.

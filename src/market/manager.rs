@@ -125,7 +125,8 @@ pub struct DataManager {
     order: std::sync::RwLock<Vec<usize>>,
     breaker_config: BreakerConfig,
     mapper: Arc<SymbolMapper>,
-    environment: Environment,
+    /// Changes once if the EC2 probe finds production.
+    environment: std::sync::RwLock<Environment>,
     history_cache: TtlCache<HistoryKey, Arc<History>>,
     quote_cache: TtlCache<String, Quote>,
     /// Identical concurrent fetches of the same symbols share one call.
@@ -163,7 +164,7 @@ impl DataManager {
             sources,
             breaker_config: breaker,
             mapper,
-            environment,
+            environment: std::sync::RwLock::new(environment),
             history_cache: TtlCache::new("history", cache.capacity, cache.history_ttl),
             quote_cache: TtlCache::new("quotes", cache.capacity, cache.quote_ttl),
             quote_batches: TtlCache::new("quote_batches", 1_000, cache.quote_ttl),
@@ -193,6 +194,23 @@ impl DataManager {
         order.retain(|&i| i != index);
         order.insert(0, index);
         Ok(())
+    }
+
+    /// Switches to `environment` with its provider order (names of built
+    /// providers; unknown names are skipped). Takes effect for the next request.
+    pub fn adopt_environment(&self, environment: Environment, order: &[&str]) {
+        let indices: Vec<usize> = order
+            .iter()
+            .filter_map(|name| self.sources.iter().position(|s| s.provider.name() == *name))
+            .collect();
+        if !indices.is_empty() {
+            *self.order.write().unwrap_or_else(|p| p.into_inner()) = indices;
+        }
+        *self.environment.write().unwrap_or_else(|p| p.into_inner()) = environment;
+    }
+
+    pub fn environment(&self) -> Environment {
+        *self.environment.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The providers in the order they are tried.
@@ -515,7 +533,7 @@ impl DataManager {
         };
         MarketHealth {
             status,
-            environment: self.environment.as_str(),
+            environment: self.environment().as_str(),
             providers: names,
             provider_priority: priority,
             performance_metrics,

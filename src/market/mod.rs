@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod cache;
 pub mod dataset;
+pub mod ec2;
 pub mod fyers;
 pub mod http;
 pub mod limiter;

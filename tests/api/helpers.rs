@@ -279,3 +279,12 @@ pub fn embedded_closes(symbol: &str) -> Vec<f64> {
         .map(|r| r.unwrap()[col].parse::<f64>().unwrap())
         .collect()
 }
+
+/// Yahoo's chart answer for AAPL (daily), as the mock upstream replays it.
+pub fn yahoo_chart() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/yahoo/chart_AAPL_daily.json"
+    ))
+    .expect("fixture")
+}

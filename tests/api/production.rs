@@ -189,7 +189,10 @@ mod live_providers {
     async fn a_spent_quota_falls_through_to_the_next_provider_and_shows_in_health() {
         let yahoo = MockServer::start().await;
         Mock::given(wiremock::matchers::path_regex("^/v8/finance/chart/"))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(chart(), "application/json"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(crate::helpers::yahoo_chart(), "application/json"),
+            )
             .expect(2)
             .mount(&yahoo)
             .await;
@@ -233,22 +236,10 @@ mod live_providers {
         assert_eq!(limits, &json!({"waits": 8, "rejections": 8}));
     }
 
-    fn chart() -> String {
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/yahoo/chart_AAPL_daily.json"
-        ))
-        .unwrap()
-    }
-
     #[tokio::test]
     async fn a_healthy_primary_answers_and_is_named() {
         let yahoo = MockServer::start().await;
-        let chart = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/yahoo/chart_AAPL_daily.json"
-        ))
-        .unwrap();
+        let chart = crate::helpers::yahoo_chart();
         Mock::given(path("/v8/finance/chart/AAPL"))
             .respond_with(ResponseTemplate::new(200).set_body_raw(chart, "application/json"))
             .mount(&yahoo)
