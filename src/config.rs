@@ -25,6 +25,7 @@ pub struct Settings {
     pub limits: Limits,
     pub data: DataSettings,
     pub catalog: CatalogSettings,
+    pub models: ModelSettings,
     pub market: MarketSettings,
     pub yahoo: crate::market::yahoo::YahooSettings,
     pub fyers: FyersSettings,
@@ -68,6 +69,13 @@ pub struct DataSettings {
     pub prices_dir: PathBuf,
     /// Empty: the mapping built into the binary.
     pub symbol_mapping_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    /// Pretrained weights and model cards (`tickcast train` writes them).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

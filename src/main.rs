@@ -26,9 +26,32 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (the default).
     Serve,
+    /// Train the LSTM and Transformer on the embedded dataset and write
+    /// their weights and model cards.
+    Train {
+        /// Where to write `<model>.safetensors` and `<model>.json`.
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
+        /// Train only this model (lstm_predictor or transformer_predictor).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Measure every pretrained model on the held-out years and write the report.
+    Evaluate {
+        /// Where to write the Markdown report.
+        #[arg(long, default_value = "docs/model-performance.md")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
+    // candle splits every matmul across rayon threads; for these small
+    // networks that costs more than it saves (a forecast takes ~5x longer on
+    // 2 threads), and requests already run in parallel. Set before any
+    // thread starts; an explicit RAYON_NUM_THREADS wins.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let cli = Cli::parse();
     let overrides = CliOverrides {
         bind: cli.bind.clone(),
@@ -57,6 +80,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(settings)),
+        Command::Train { out, model } => train(&out, model.as_deref()),
+        Command::Evaluate { out } => evaluate(&settings, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +91,47 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn train(out: &std::path::Path, only: Option<&str>) -> anyhow::Result<()> {
+    use tickcast::models::neural::pretrain;
+    let table = tickcast::market::dataset::embedded()?;
+    let plans: Vec<_> = pretrain::plans()
+        .into_iter()
+        .filter(|p| only.is_none_or(|m| m == p.model))
+        .collect();
+    if plans.is_empty() {
+        anyhow::bail!(
+            "unknown model {:?}: expected lstm_predictor or transformer_predictor",
+            only
+        );
+    }
+    for plan in &plans {
+        pretrain::pretrain(&table, plan, out, &|line| eprintln!("{line}"))?;
+    }
+    Ok(())
+}
+
+fn evaluate(settings: &Settings, out: &std::path::Path) -> anyhow::Result<()> {
+    use tickcast::models::evaluation;
+    use tickcast::models::neural::predictor::{NeuralPredictor, LSTM, TRANSFORMER};
+    let table = tickcast::market::dataset::embedded()?;
+    let mut evaluations = Vec::new();
+    for model in [LSTM, TRANSFORMER] {
+        let predictor = NeuralPredictor::load(&settings.models.dir, model)?;
+        let e = evaluation::evaluate_network(&table, &predictor)?;
+        eprintln!(
+            "{model}: {} held-out forecasts, directional accuracy {:.4}, RMSE ratio {:.4}",
+            e.pooled.samples,
+            e.pooled.directional_accuracy,
+            e.pooled.rmse_ratio()
+        );
+        evaluations.push(e);
+    }
+    std::fs::write(out, evaluation::report(&evaluations))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

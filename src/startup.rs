@@ -180,7 +180,8 @@ pub struct Application {
 impl Application {
     /// Builds with the models this build serves.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with(settings, crate::models::served()).await
+        let registry = crate::models::served_from(&settings.models.dir)?;
+        Self::build_with(settings, registry).await
     }
 
     /// Builds with a given registry (tests use their own models).

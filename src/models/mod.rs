@@ -1,6 +1,8 @@
 //! Predictors and the registry that serves them. Pure and synchronous:
 //! callers run `predict` on a blocking thread.
 
+pub mod evaluation;
+pub mod neural;
 pub mod optimizer;
 pub mod portfolio;
 pub mod series;
@@ -101,9 +103,26 @@ impl Registry {
     }
 }
 
-/// The models this build serves.
-pub fn served() -> Registry {
+/// The models this build serves, with pretrained weights from `models_dir`
+/// (or the source tree's `models/`).
+pub fn served_from(models_dir: &std::path::Path) -> anyhow::Result<Registry> {
     let mut registry = Registry::default();
     registry.register(Arc::new(optimizer::PortfolioOptimizer::default()));
-    registry
+    for name in [neural::predictor::LSTM, neural::predictor::TRANSFORMER] {
+        registry.register(Arc::new(neural::predictor::NeuralPredictor::load(
+            models_dir, name,
+        )?));
+    }
+    Ok(registry)
+}
+
+/// [`served_from`] the default `models/` directory; panics without the
+/// pretrained weights (for tests and benchmarks).
+pub fn served() -> Registry {
+    static SERVED: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    SERVED
+        .get_or_init(|| {
+            served_from(std::path::Path::new("models")).expect("pretrained models load")
+        })
+        .clone()
 }

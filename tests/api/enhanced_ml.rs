@@ -10,9 +10,17 @@ async fn list_shows_only_served_models() {
     assert_eq!(status, 200);
     assert_eq!(
         body["enhanced_models"],
-        json!(["realtime_portfolio_optimizer"])
+        json!([
+            "lstm_predictor",
+            "realtime_portfolio_optimizer",
+            "transformer_predictor"
+        ])
     );
-    assert_eq!(body["total_models"], 1);
+    assert_eq!(body["total_models"], 3);
+    assert_eq!(
+        body["metadata"]["lstm_predictor"]["input_type"],
+        "price_series"
+    );
     let meta = &body["metadata"]["realtime_portfolio_optimizer"];
     assert_eq!(
         (meta["input_type"].as_str(), meta["output_type"].as_str()),
@@ -39,7 +47,7 @@ async fn unknown_models_get_404() {
     let app = spawn_app().await;
     let (status, body) = app
         .post(
-            "/api/enhanced_ml_models/predict/lstm_predictor",
+            "/api/enhanced_ml_models/predict/adaptive_ensemble",
             &json!({"price_data": [1.0, 2.0]}),
         )
         .await;

@@ -6,6 +6,7 @@ mod enhanced_ml;
 mod environment;
 mod errors;
 mod helpers;
+mod networks;
 mod ops;
 mod optimizer;
 mod production;

@@ -180,7 +180,7 @@ async fn bad_optimiser_inputs_get_4xx_naming_the_problem() {
 async fn batch_runs_the_optimiser_with_other_models() {
     let app = spawn_app().await;
     let body = json!({
-        "models": ["realtime_portfolio_optimizer", "lstm_predictor"],
+        "models": ["realtime_portfolio_optimizer", "adaptive_ensemble"],
         "price_data": {"KO": last("KO", 60), "PEP": last("PEP", 60)},
         "params": {"method": "risk_parity"}
     });
@@ -192,5 +192,8 @@ async fn batch_runs_the_optimiser_with_other_models() {
         resp["results"]["realtime_portfolio_optimizer"]["optimization_method"],
         "risk_parity"
     );
-    assert_eq!(resp["results"]["lstm_predictor"]["code"], "unknown_model");
+    assert_eq!(
+        resp["results"]["adaptive_ensemble"]["code"],
+        "unknown_model"
+    );
 }

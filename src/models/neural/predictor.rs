@@ -1,0 +1,260 @@
+//! `lstm_predictor` and `transformer_predictor`: pretrained networks served
+//! by inference only.
+//!
+//! A forecast reads the last `sequence_length` daily log returns, scales
+//! them by their own volatility, and turns the network's output back into a
+//! return for the next period. `confidence` is the calibrated hit rate of
+//! similar-sized forecasts on the validation years (see
+//! [`super::metrics::Calibration`]); `validation` reports the held-out test
+//! years from the model card.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+
+use super::card::ModelCard;
+use super::windows::{latest, unscale};
+use super::{Architecture, Network};
+use crate::models::{InputType, ModelError, ModelInfo, ModelInput, Predictor};
+
+pub const LSTM: &str = "lstm_predictor";
+pub const TRANSFORMER: &str = "transformer_predictor";
+
+/// A pretrained network and its card.
+pub struct NeuralPredictor {
+    info: ModelInfo,
+    network: Network,
+    card: ModelCard,
+}
+
+/// Where the pretrained weights live: `dir` if it holds them, else the
+/// `models/` directory of the source tree this binary was built from.
+pub fn locate(dir: &Path, model: &str) -> Option<PathBuf> {
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    [dir.to_path_buf(), built_from]
+        .into_iter()
+        .find(|d| d.join(format!("{model}.safetensors")).is_file())
+}
+
+impl NeuralPredictor {
+    /// Loads `<model>.json` and `<model>.safetensors` from `dir`.
+    pub fn load(dir: &Path, model: &str) -> anyhow::Result<Self> {
+        let found = locate(dir, model).with_context(|| {
+            format!(
+                "no pretrained weights for {model} in {} (run `tickcast train`)",
+                dir.display()
+            )
+        })?;
+        let card_path = found.join(format!("{model}.json"));
+        let card: ModelCard = serde_json::from_slice(
+            &std::fs::read(&card_path)
+                .with_context(|| format!("reading {}", card_path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", card_path.display()))?;
+        let weights_path = found.join(format!("{model}.safetensors"));
+        let weights = std::fs::read(&weights_path)
+            .with_context(|| format!("reading {}", weights_path.display()))?;
+        let network = Network::from_bytes(card.architecture.clone(), &weights)
+            .with_context(|| format!("loading {}", weights_path.display()))?;
+        let info = match &card.architecture {
+            Architecture::Lstm(_) => ModelInfo {
+                name: LSTM,
+                category: "deep_learning",
+                description: "LSTM over volatility-scaled daily log returns, pretrained on 20 US stocks (2005-2014), forecasting the next period's return",
+                input_type: InputType::PriceSeries,
+                output_type: "price_prediction",
+                complexity: "high",
+                latency: "<1ms (inference only)",
+            },
+            Architecture::Transformer(_) => ModelInfo {
+                name: TRANSFORMER,
+                category: "deep_learning",
+                description: "Transformer encoder over volatility-scaled daily log returns, pretrained on 20 US stocks (2005-2014), forecasting the next period's return",
+                input_type: InputType::PriceSeries,
+                output_type: "price_prediction",
+                complexity: "high",
+                latency: "<1ms (inference only)",
+            },
+        };
+        if info.name != card.model {
+            anyhow::bail!(
+                "{} describes {}, not {model}",
+                card_path.display(),
+                card.model
+            );
+        }
+        Ok(NeuralPredictor {
+            info,
+            network,
+            card,
+        })
+    }
+
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    fn sequence_length(&self) -> usize {
+        self.card.architecture.sequence_length()
+    }
+
+    /// Checks params this pretrained network can honour.
+    fn check_params(&self, params: &Value) -> Result<(), ModelError> {
+        let t = self.sequence_length();
+        if let Some(v) = params.get("sequence_length") {
+            match v.as_u64() {
+                Some(n) if n as usize == t => {}
+                Some(0) => {
+                    return Err(ModelError::InvalidInput(
+                        "params.sequence_length must be at least 1".into(),
+                    ))
+                }
+                Some(n) => {
+                    return Err(ModelError::InvalidInput(format!(
+                        "params.sequence_length {n}: the pretrained {} reads {t} returns",
+                        self.info.name
+                    )))
+                }
+                None => {
+                    return Err(ModelError::InvalidInput(
+                        "params.sequence_length must be a positive integer".into(),
+                    ))
+                }
+            }
+        }
+        for key in ["prediction_horizon", "horizon"] {
+            if let Some(v) = params.get(key) {
+                let one = v.as_u64() == Some(1) || v.as_str() == Some("1_period");
+                if !one {
+                    return Err(ModelError::InvalidInput(format!(
+                        "params.{key} {v}: the pretrained {} forecasts 1 period ahead",
+                        self.info.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Predictor for NeuralPredictor {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn lookback(&self, _params: &Value) -> usize {
+        self.sequence_length() + 1
+    }
+
+    fn predict(
+        &self,
+        input: &ModelInput,
+        params: &Value,
+    ) -> Result<Map<String, Value>, ModelError> {
+        let ModelInput::Series(series) = input else {
+            return Err(ModelError::InvalidInput(
+                "price_data must be an array of closes".into(),
+            ));
+        };
+        self.check_params(params)?;
+        let t = self.sequence_length();
+        let closes = series.closes();
+        let (inputs, scale) = latest(closes, t).ok_or_else(|| {
+            ModelError::InsufficientData(format!(
+                "{} needs at least {} prices ({t} returns), got {}",
+                self.info.name,
+                t + 1,
+                closes.len()
+            ))
+        })?;
+        let output = self
+            .network
+            .predict(&[inputs.as_slice()])
+            .map_err(|e| ModelError::Failed(format!("inference failed: {e}")))?[0];
+        let predicted_return = unscale(output, scale, self.card.horizon).exp_m1();
+        if !predicted_return.is_finite() {
+            return Err(ModelError::Failed(
+                "the network produced a non-finite forecast".into(),
+            ));
+        }
+        let current_price = series.last();
+        let mut fields = Map::new();
+        fields.insert(
+            "predicted_price".into(),
+            json!(current_price * (1.0 + predicted_return)),
+        );
+        fields.insert("predicted_return".into(), json!(predicted_return));
+        fields.insert("current_price".into(), json!(current_price));
+        fields.insert(
+            "confidence".into(),
+            json!(self.card.calibration.confidence(f64::from(output))),
+        );
+        fields.insert("model_type".into(), json!(self.info.name));
+        fields.insert("prediction_horizon".into(), json!("1_period"));
+        fields.insert("sequence_length".into(), json!(t));
+        if let Architecture::Transformer(cfg) = &self.card.architecture {
+            fields.insert("attention_heads".into(), json!(cfg.attention_heads));
+        }
+        fields.insert("model_version".into(), json!(self.card.version));
+        fields.insert("validation".into(), json!(self.card.test));
+        Ok(fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::evaluation::evaluate_network;
+
+    fn pretrained(model: &str) -> NeuralPredictor {
+        NeuralPredictor::load(Path::new("models"), model).expect("pretrained weights")
+    }
+
+    #[test]
+    fn pretrained_weights_are_trained_and_their_cards_hold_measured_figures() {
+        let table = crate::market::dataset::embedded().unwrap();
+        for model in [LSTM, TRANSFORMER] {
+            let p = pretrained(model);
+            let card = p.card();
+            // Trained: the weights moved away from their seeded start and the
+            // training loss fell.
+            let start = Network::seeded(card.architecture.clone(), card.training.seed).unwrap();
+            assert_ne!(
+                start.flat_weights().unwrap(),
+                p.network.flat_weights().unwrap()
+            );
+            let losses = &card.report.train_loss;
+            assert!(losses.last() < losses.first(), "{model}: {losses:?}");
+            assert!(card.report.best_epoch >= 1);
+            // The card's test figures are what these weights score now.
+            let measured = evaluate_network(&table, &p).unwrap().pooled;
+            assert_eq!(measured.samples, card.test.samples, "{model}");
+            assert!(
+                (measured.rmse - card.test.rmse).abs() < 1e-9
+                    && (measured.directional_accuracy - card.test.directional_accuracy).abs()
+                        < 1e-9,
+                "{model}: card {:?}, measured {measured:?}",
+                card.test
+            );
+        }
+    }
+
+    #[test]
+    fn the_forecast_moves_with_the_input_window() {
+        let p = pretrained(LSTM);
+        let calm: Vec<f64> = (0..30).map(|i| 100.0 + (i % 3) as f64 * 0.1).collect();
+        let falling: Vec<f64> = (0..30).map(|i| 100.0 * 0.99f64.powi(i)).collect();
+        let forecast = |closes: Vec<f64>| {
+            let input = ModelInput::Series(crate::models::PriceSeries::new(closes).unwrap());
+            p.predict(&input, &Value::Null).unwrap()["predicted_return"]
+                .as_f64()
+                .unwrap()
+        };
+        assert_ne!(forecast(calm), forecast(falling));
+    }
+}

@@ -1,0 +1,232 @@
+//! `tickcast train`: trains the served networks on the embedded dataset,
+//! pooled across its 20 stocks, with a chronological split by the date of
+//! each window's target:
+//!
+//! | set | dates | used for |
+//! |---|---|---|
+//! | train | 2005-01-01..2014-12-31 | weights (every `stride`-th window, per plan) |
+//! | validation | 2015-01-01..2018-12-31 | early stopping (every `stride`-th window), confidence calibration (all windows) |
+//! | test | 2019-01-01..2022-12-31 | the reported figures only |
+
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+
+use super::card::{fingerprint, DataSplit, ModelCard};
+use super::metrics::{Calibration, HeldOut};
+use super::train::{train, TrainConfig};
+use super::windows::{unscale, windows, Window};
+use super::{Architecture, LstmConfig, Network, TransformerConfig};
+use crate::market::dataset::PriceTable;
+
+pub const TRAIN: (&str, &str) = ("2005-01-01", "2014-12-31");
+pub const VALIDATION: (&str, &str) = ("2015-01-01", "2018-12-31");
+pub const TEST: (&str, &str) = ("2019-01-01", "2022-12-31");
+/// Equal-count bins of the confidence calibration.
+const CALIBRATION_BINS: usize = 5;
+
+/// What to train for one served model.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub model: &'static str,
+    pub architecture: Architecture,
+    pub training: TrainConfig,
+    /// Every `stride`-th window of the training and early-stopping sets.
+    pub stride: usize,
+}
+
+pub fn plans() -> Vec<Plan> {
+    vec![
+        Plan {
+            model: super::predictor::LSTM,
+            architecture: Architecture::Lstm(LstmConfig::default()),
+            training: TrainConfig {
+                max_epochs: 20,
+                ..TrainConfig::default()
+            },
+            stride: 2,
+        },
+        Plan {
+            model: super::predictor::TRANSFORMER,
+            architecture: Architecture::Transformer(TransformerConfig::default()),
+            training: TrainConfig {
+                max_epochs: 12,
+                patience: 3,
+                ..TrainConfig::default()
+            },
+            stride: 5,
+        },
+    ]
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("split dates are valid")
+}
+
+fn period((from, to): (&str, &str)) -> String {
+    format!("{from}..{to}")
+}
+
+/// The 20 stocks of the embedded dataset (the index is not a stock).
+pub fn stocks(table: &PriceTable) -> Vec<String> {
+    table
+        .keys()
+        .filter(|s| !s.starts_with('^'))
+        .cloned()
+        .collect()
+}
+
+/// A stock's windows whose target date falls in `range`.
+pub fn windows_in(
+    table: &PriceTable,
+    symbol: &str,
+    sequence_length: usize,
+    horizon: usize,
+    range: (&str, &str),
+) -> Vec<Window> {
+    let Some(bars) = table.get(symbol) else {
+        return Vec::new();
+    };
+    let closes: Vec<f64> = bars.iter().map(|c| c.close).collect();
+    let (from, to) = (date(range.0), date(range.1));
+    windows(&closes, sequence_length, horizon)
+        .into_iter()
+        .filter(|w| {
+            let target = bars[w.last_close + horizon].time.date_naive();
+            (from..=to).contains(&target)
+        })
+        .collect()
+}
+
+fn pooled(
+    table: &PriceTable,
+    symbols: &[String],
+    plan: &Plan,
+    range: (&str, &str),
+    stride: usize,
+) -> Vec<Window> {
+    let t = plan.architecture.sequence_length();
+    symbols
+        .iter()
+        .flat_map(|s| {
+            windows_in(table, s, t, 1, range)
+                .into_iter()
+                .step_by(stride)
+        })
+        .collect()
+}
+
+/// `(scaled output, predicted simple return, actual simple return)` per window.
+pub fn forecasts(
+    network: &Network,
+    windows: &[Window],
+    horizon: usize,
+) -> candle_core::Result<Vec<(f64, f64, f64)>> {
+    let mut out = Vec::with_capacity(windows.len());
+    for chunk in windows.chunks(512) {
+        let inputs: Vec<&[f32]> = chunk.iter().map(|w| w.inputs.as_slice()).collect();
+        for (w, y) in chunk.iter().zip(network.predict(&inputs)?) {
+            let predicted = unscale(y, w.scale, horizon).exp_m1();
+            out.push((f64::from(y), predicted, w.actual.exp_m1()));
+        }
+    }
+    Ok(out)
+}
+
+pub fn held_out(period: String, forecasts: &[(f64, f64, f64)]) -> HeldOut {
+    let pairs: Vec<(f64, f64)> = forecasts.iter().map(|&(_, p, a)| (p, a)).collect();
+    HeldOut::score(period, &pairs)
+}
+
+/// Trains one plan and writes `<model>.safetensors` and `<model>.json` to `out`.
+pub fn pretrain(
+    table: &PriceTable,
+    plan: &Plan,
+    out: &Path,
+    log: &dyn Fn(&str),
+) -> anyhow::Result<ModelCard> {
+    let symbols = stocks(table);
+    let train_set = pooled(table, &symbols, plan, TRAIN, plan.stride);
+    let stopping_set = pooled(table, &symbols, plan, VALIDATION, plan.stride);
+    log(&format!(
+        "{}: {} training and {} validation windows from {} stocks",
+        plan.model,
+        train_set.len(),
+        stopping_set.len(),
+        symbols.len()
+    ));
+    let network = Network::seeded(plan.architecture.clone(), plan.training.seed)?;
+    let started = Instant::now();
+    let report = train(&network, &train_set, &stopping_set, &plan.training, None)?;
+    log(&format!(
+        "{}: {} epochs in {:.1} s, validation loss {:.4} -> {:.4} (best epoch {})",
+        plan.model,
+        report.epochs_run,
+        started.elapsed().as_secs_f64(),
+        report.initial_validation_loss(),
+        report.best_validation_loss(),
+        report.best_epoch
+    ));
+    log(&format!(
+        "{}: training loss by epoch {:.4?}, validation {:.4?}",
+        plan.model, report.train_loss, report.validation_loss
+    ));
+
+    let validation_forecasts =
+        forecasts(&network, &pooled(table, &symbols, plan, VALIDATION, 1), 1)?;
+    let test_forecasts = forecasts(&network, &pooled(table, &symbols, plan, TEST, 1), 1)?;
+    let calibration = Calibration::fit(
+        &validation_forecasts
+            .iter()
+            .map(|&(y, _, a)| (y, a))
+            .collect::<Vec<_>>(),
+        CALIBRATION_BINS,
+    );
+
+    std::fs::create_dir_all(out)?;
+    let weights_path = out.join(format!("{}.safetensors", plan.model));
+    network.save(&weights_path)?;
+    let weights = std::fs::read(&weights_path)?;
+    let trained_at = chrono::Utc::now();
+    let card = ModelCard {
+        model: plan.model.to_string(),
+        version: format!(
+            "{}-{}-{}",
+            plan.model,
+            trained_at.format("%Y%m%d"),
+            fingerprint(&weights)
+        ),
+        architecture: plan.architecture.clone(),
+        horizon: 1,
+        training: plan.training.clone(),
+        data: DataSplit {
+            symbols,
+            train: period(TRAIN),
+            validation: period(VALIDATION),
+            test: period(TEST),
+            stride: plan.stride,
+            train_windows: train_set.len(),
+            validation_windows: stopping_set.len(),
+        },
+        report,
+        validation: held_out(period(VALIDATION), &validation_forecasts),
+        test: held_out(period(TEST), &test_forecasts),
+        calibration,
+        trained_at: trained_at.to_rfc3339(),
+        threads: candle_core::utils::get_num_threads(),
+    };
+    std::fs::write(
+        out.join(format!("{}.json", plan.model)),
+        serde_json::to_string_pretty(&card)? + "\n",
+    )?;
+    log(&format!(
+        "{}: test {} windows, directional accuracy {:.4}, RMSE ratio {:.4}; version {}",
+        plan.model,
+        card.test.samples,
+        card.test.directional_accuracy,
+        card.test.rmse_ratio(),
+        card.version
+    ));
+    Ok(card)
+}
