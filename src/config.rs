@@ -76,6 +76,25 @@ pub struct DataSettings {
 pub struct ModelSettings {
     /// Pretrained weights and model cards (`tickcast train` writes them).
     pub dir: PathBuf,
+    /// Per-series fits (`params.fit = "series"`) running at once.
+    pub fit_concurrency: usize,
+    /// Fits waiting for a slot; beyond this a request gets 503 `busy`.
+    pub fit_queue: usize,
+    /// Longest a fit trains; it then keeps its best epoch so far.
+    pub fit_time_budget_secs: u64,
+    /// Fitted networks kept for repeated requests.
+    pub fit_cache_capacity: u64,
+}
+
+impl ModelSettings {
+    pub fn fit_policy(&self) -> crate::models::neural::fit::FitPolicy {
+        crate::models::neural::fit::FitPolicy {
+            concurrency: self.fit_concurrency,
+            queue: self.fit_queue,
+            time_budget: std::time::Duration::from_secs(self.fit_time_budget_secs),
+            cache_capacity: self.fit_cache_capacity,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +331,12 @@ impl Settings {
         )?;
         positive("limits.max_series", self.limits.max_series as u64)?;
         positive("market.cache_capacity", self.market.cache_capacity)?;
+        positive("models.fit_concurrency", self.models.fit_concurrency as u64)?;
+        positive(
+            "models.fit_time_budget_secs",
+            self.models.fit_time_budget_secs,
+        )?;
+        positive("models.fit_cache_capacity", self.models.fit_cache_capacity)?;
         positive("yahoo.timeout_ms", self.yahoo.timeout_ms)?;
         positive(
             "market.ec2_probe_timeout_ms",

@@ -179,6 +179,10 @@ impl From<crate::models::ModelError> for ApiError {
                 code: "model_failed",
                 message,
             },
+            ModelError::Busy(message) => ApiError::Busy {
+                message,
+                retry_after_secs: 5,
+            },
         }
     }
 }

@@ -180,7 +180,8 @@ pub struct Application {
 impl Application {
     /// Builds with the models this build serves.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let registry = crate::models::served_from(&settings.models.dir)?;
+        let registry =
+            crate::models::served_from(&settings.models.dir, settings.models.fit_policy())?;
         Self::build_with(settings, registry).await
     }
 

@@ -58,6 +58,9 @@ pub enum ModelError {
     /// The model could not compute an answer.
     #[error("{0}")]
     Failed(String),
+    /// Too much of this work is running or queued (503, retry later).
+    #[error("{0}")]
+    Busy(String),
 }
 
 pub trait Predictor: Send + Sync {
@@ -105,13 +108,18 @@ impl Registry {
 
 /// The models this build serves, with pretrained weights from `models_dir`
 /// (or the source tree's `models/`).
-pub fn served_from(models_dir: &std::path::Path) -> anyhow::Result<Registry> {
+pub fn served_from(
+    models_dir: &std::path::Path,
+    fit_policy: neural::fit::FitPolicy,
+) -> anyhow::Result<Registry> {
     let mut registry = Registry::default();
     registry.register(Arc::new(optimizer::PortfolioOptimizer::default()));
+    // One fitter, so the concurrency limit covers both networks.
+    let fitter = Arc::new(neural::fit::SeriesFitter::new(fit_policy));
     for name in [neural::predictor::LSTM, neural::predictor::TRANSFORMER] {
-        registry.register(Arc::new(neural::predictor::NeuralPredictor::load(
-            models_dir, name,
-        )?));
+        let predictor = neural::predictor::NeuralPredictor::load(models_dir, name)?
+            .with_fitter(Arc::clone(&fitter));
+        registry.register(Arc::new(predictor));
     }
     Ok(registry)
 }
@@ -122,7 +130,11 @@ pub fn served() -> Registry {
     static SERVED: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
     SERVED
         .get_or_init(|| {
-            served_from(std::path::Path::new("models")).expect("pretrained models load")
+            served_from(
+                std::path::Path::new("models"),
+                neural::fit::FitPolicy::default(),
+            )
+            .expect("pretrained models load")
         })
         .clone()
 }

@@ -134,3 +134,113 @@ async fn short_or_bad_input_gets_a_4xx_naming_the_problem() {
         assert!(body["error"].as_str().unwrap().contains(expected), "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_series_fit_trains_once_and_is_then_served_from_the_cache() {
+    let app = spawn_app().await;
+    let body = json!({
+        "price_data": last("JNJ", 200),
+        "params": {"fit": "series", "epochs": 3}
+    });
+    let (status, first) = app.post(LSTM, &body).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["fit"]["mode"], "series");
+    assert_eq!(first["fit"]["cached"], false);
+    assert_eq!(first["fit"]["fine_tuned_from_pretrained"], true);
+    assert!(first["fit"]["epochs_run"].as_u64().unwrap() >= 1);
+    assert!(first["model_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("lstm_predictor-series-"));
+    assert_eq!(first["validation"]["samples"], 36);
+    let (_, again) = app.post(LSTM, &body).await;
+    assert_eq!(again["fit"]["cached"], true);
+    assert_eq!(again["predicted_return"], first["predicted_return"]);
+
+    // Another window length trains a fresh network; a longer horizon is allowed.
+    let (status, other) = app
+        .post(
+            TRANSFORMER,
+            &json!({
+                "price_data": last("JNJ", 200),
+                "params": {"fit": "series", "epochs": 2, "sequence_length": 10, "prediction_horizon": 5}
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{other}");
+    assert_eq!(other["fit"]["fine_tuned_from_pretrained"], false);
+    assert_eq!(other["prediction_horizon"], "5_period");
+    assert_eq!(other["sequence_length"], 10);
+}
+
+#[tokio::test]
+async fn absurd_fit_params_and_short_series_are_refused() {
+    let app = spawn_app().await;
+    for (params, expected) in [
+        (json!({"epochs": 1_000_000_000u64}), "epochs"),
+        (
+            json!({"fit": "series", "learning_rate": 5}),
+            "learning_rate",
+        ),
+        (json!({"fit": "everything"}), "params.fit"),
+        (
+            json!({"fit": "series", "sequence_length": 0}),
+            "sequence_length",
+        ),
+    ] {
+        let (status, body) = app
+            .post(
+                LSTM,
+                &json!({ "price_data": last("PG", 300), "params": params }),
+            )
+            .await;
+        assert_eq!(status, 400, "{params}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(expected), "{body}");
+    }
+    let (status, body) = app
+        .post(
+            LSTM,
+            &json!({ "price_data": last("PG", 60), "params": {"epochs": 2} }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("insufficient_data"))
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("71 prices"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn fits_beyond_the_concurrency_and_queue_get_busy_with_retry_after() {
+    let policy = tickcast::models::neural::fit::FitPolicy {
+        concurrency: 1,
+        queue: 0,
+        time_budget: std::time::Duration::from_secs(3),
+        cache_capacity: 8,
+    };
+    let registry = tickcast::models::served_from(std::path::Path::new("models"), policy).unwrap();
+    let app = crate::helpers::spawn_app_with(|_| {}, registry).await;
+    let fit = |symbol: &str| json!({ "price_data": last(symbol, 1000), "params": {"fit": "series", "epochs": 200} });
+    let ko = fit("KO");
+    let slow = app.post(LSTM, &ko);
+    let refused = async {
+        // Let the first fit take the only slot.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let resp = app
+            .client
+            .post(app.url(LSTM))
+            .json(&fit("PEP"))
+            .send()
+            .await
+            .unwrap();
+        let retry = resp.headers().get("retry-after").cloned();
+        (crate::helpers::read(resp).await, retry)
+    };
+    let ((status, first), ((busy_status, busy), retry)) = tokio::join!(slow, refused);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!((busy_status, busy["code"].as_str()), (503, Some("busy")));
+    assert!(retry.is_some());
+}

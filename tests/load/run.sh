@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Loopback load test of portfolio_data on a warm cache (local data only).
-# Needs wrk (apt-get install wrk). Prints wrk's summary with latency percentiles.
+# Loopback load tests (local data only). Needs wrk (apt-get install wrk).
+#   bash tests/load/run.sh                 portfolio_data, 10 symbols, warm quote cache
+#   bash tests/load/run.sh lstm_predict    predict/lstm_predictor with 250 closes
+# Prints wrk's summary with latency percentiles.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+scenario=${1:-portfolio_data}
+[ -f "tests/load/$scenario.lua" ] || { echo "no scenario tests/load/$scenario.lua" >&2; exit 2; }
 cargo build --release -q
 state=$(mktemp -d)
 TICKCAST_MARKET__PROVIDERS='["local"]' TICKCAST_CATALOG__SUBSCRIPTIONS_DB="$state/subs.db" \
@@ -13,4 +17,4 @@ sleep 1
 # Warm the quote cache, then load.
 curl -s -XPOST localhost:8181/api/production_api/portfolio_data -H 'Content-Type: application/json' \
   -d '{"symbols": ["AAPL", "MSFT", "JNJ", "KO", "XOM", "JPM", "PG", "WMT", "PEP", "MRK"]}' > /dev/null
-wrk -t2 -c64 -d15s --latency -s tests/load/portfolio_data.lua http://127.0.0.1:8181
+wrk -t2 -c64 -d15s --latency -s "tests/load/$scenario.lua" http://127.0.0.1:8181

@@ -3,6 +3,7 @@
 //! that serve them.
 
 pub mod card;
+pub mod fit;
 pub mod lstm;
 pub mod metrics;
 pub mod predictor;

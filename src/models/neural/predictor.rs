@@ -9,11 +9,13 @@
 //! years from the model card.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 
 use super::card::ModelCard;
+use super::fit::{FitParams, FitPolicy, SeriesFitter};
 use super::windows::{latest, unscale};
 use super::{Architecture, Network};
 use crate::models::{InputType, ModelError, ModelInfo, ModelInput, Predictor};
@@ -26,6 +28,32 @@ pub struct NeuralPredictor {
     info: ModelInfo,
     network: Network,
     card: ModelCard,
+    fitter: Arc<SeriesFitter>,
+}
+
+/// Closes fetched for a per-series fit when the caller names a symbol.
+const FIT_LOOKBACK: usize = 1000;
+
+/// The network's scaled output for one window.
+fn infer(network: &Network, inputs: &[f32]) -> Result<f32, ModelError> {
+    network
+        .predict(&[inputs])
+        .map_err(|e| ModelError::Failed(format!("inference failed: {e}")))?
+        .first()
+        .copied()
+        .ok_or_else(|| ModelError::Failed("the network returned no forecast".into()))
+}
+
+/// Whether the request asks for a fit to its own series.
+fn wants_fit(params: &Value) -> Result<bool, ModelError> {
+    match params.get("fit") {
+        Some(Value::String(s)) if s == "series" => Ok(true),
+        Some(Value::String(s)) if s == "pretrained" => Ok(false),
+        Some(other) => Err(ModelError::InvalidInput(format!(
+            "params.fit must be \"series\" or \"pretrained\", got {other}"
+        ))),
+        None => Ok(params.get("epochs").is_some_and(|v| !v.is_null())),
+    }
 }
 
 /// Where the pretrained weights live: `dir` if it holds them, else the
@@ -88,7 +116,112 @@ impl NeuralPredictor {
             info,
             network,
             card,
+            fitter: Arc::new(SeriesFitter::new(FitPolicy::default())),
         })
+    }
+
+    /// Shares `fitter` (and its limits) for per-series fits.
+    pub fn with_fitter(mut self, fitter: Arc<SeriesFitter>) -> Self {
+        self.fitter = fitter;
+        self
+    }
+
+    /// Fits (or reuses a fit of) the network to `closes` and forecasts from it.
+    fn predict_fitted(
+        &self,
+        closes: &[f64],
+        params: &Value,
+    ) -> Result<Map<String, Value>, ModelError> {
+        let fp = FitParams::from_params(params, self.sequence_length())?;
+        if closes.len() < fp.min_closes() {
+            return Err(ModelError::InsufficientData(format!(
+                "fitting {} with sequence_length {} and horizon {} needs at least {} prices, got {}",
+                self.info.name,
+                fp.sequence_length,
+                fp.horizon,
+                fp.min_closes(),
+                closes.len()
+            )));
+        }
+        let architecture = match &self.card.architecture {
+            Architecture::Lstm(c) => Architecture::Lstm(super::LstmConfig {
+                sequence_length: fp.sequence_length,
+                ..c.clone()
+            }),
+            Architecture::Transformer(c) => Architecture::Transformer(super::TransformerConfig {
+                sequence_length: fp.sequence_length,
+                ..c.clone()
+            }),
+        };
+        let (fitted, cached) =
+            self.fitter
+                .fit(self.info.name, architecture, &self.network, closes, &fp)?;
+        let (inputs, scale) = latest(closes, fp.sequence_length)
+            .ok_or_else(|| ModelError::Failed("no window to forecast from".into()))?;
+        let output = infer(&fitted.network, &inputs)?;
+        let mut fields = self.forecast_fields(
+            closes,
+            output,
+            unscale(output, scale, fp.horizon).exp_m1(),
+            fitted.calibration.confidence(f64::from(output)),
+            fp.sequence_length,
+            fp.horizon,
+        )?;
+        fields.insert("model_version".into(), json!(fitted.version));
+        fields.insert("validation".into(), json!(fitted.validation));
+        let r = &fitted.report;
+        fields.insert(
+            "fit".into(),
+            json!({
+                "mode": "series",
+                "fine_tuned_from_pretrained": fitted.fine_tuned,
+                "cached": cached,
+                "epochs_run": r.epochs_run,
+                "best_epoch": r.best_epoch,
+                "stopped_early": r.stopped_early,
+                "out_of_time": r.out_of_time,
+                "training_seconds": r.seconds,
+                "validation_loss": r.best_validation_loss(),
+                "params": fitted.params,
+            }),
+        );
+        Ok(fields)
+    }
+
+    /// The contract's forecast fields.
+    fn forecast_fields(
+        &self,
+        closes: &[f64],
+        output: f32,
+        predicted_return: f64,
+        confidence: f64,
+        sequence_length: usize,
+        horizon: usize,
+    ) -> Result<Map<String, Value>, ModelError> {
+        if !predicted_return.is_finite() || !output.is_finite() {
+            return Err(ModelError::Failed(
+                "the network produced a non-finite forecast".into(),
+            ));
+        }
+        let current_price = closes[closes.len() - 1];
+        let mut fields = Map::new();
+        fields.insert(
+            "predicted_price".into(),
+            json!(current_price * (1.0 + predicted_return)),
+        );
+        fields.insert("predicted_return".into(), json!(predicted_return));
+        fields.insert("current_price".into(), json!(current_price));
+        fields.insert("confidence".into(), json!(confidence));
+        fields.insert("model_type".into(), json!(self.info.name));
+        fields.insert(
+            "prediction_horizon".into(),
+            json!(format!("{horizon}_period")),
+        );
+        fields.insert("sequence_length".into(), json!(sequence_length));
+        if let Architecture::Transformer(cfg) = &self.card.architecture {
+            fields.insert("attention_heads".into(), json!(cfg.attention_heads));
+        }
+        Ok(fields)
     }
 
     pub fn card(&self) -> &ModelCard {
@@ -116,7 +249,7 @@ impl NeuralPredictor {
                 }
                 Some(n) => {
                     return Err(ModelError::InvalidInput(format!(
-                        "params.sequence_length {n}: the pretrained {} reads {t} returns",
+                        "params.sequence_length {n}: the pretrained {} reads {t} returns; other lengths need params.fit = \"series\"",
                         self.info.name
                     )))
                 }
@@ -132,7 +265,7 @@ impl NeuralPredictor {
                 let one = v.as_u64() == Some(1) || v.as_str() == Some("1_period");
                 if !one {
                     return Err(ModelError::InvalidInput(format!(
-                        "params.{key} {v}: the pretrained {} forecasts 1 period ahead",
+                        "params.{key} {v}: the pretrained {} forecasts 1 period ahead; other horizons need params.fit = \"series\"",
                         self.info.name
                     )));
                 }
@@ -147,8 +280,11 @@ impl Predictor for NeuralPredictor {
         &self.info
     }
 
-    fn lookback(&self, _params: &Value) -> usize {
-        self.sequence_length() + 1
+    fn lookback(&self, params: &Value) -> usize {
+        match wants_fit(params) {
+            Ok(true) => FIT_LOOKBACK,
+            _ => self.sequence_length() + 1,
+        }
     }
 
     fn predict(
@@ -161,6 +297,9 @@ impl Predictor for NeuralPredictor {
                 "price_data must be an array of closes".into(),
             ));
         };
+        if wants_fit(params)? {
+            return self.predict_fitted(series.closes(), params);
+        }
         self.check_params(params)?;
         let t = self.sequence_length();
         let closes = series.closes();
@@ -172,34 +311,15 @@ impl Predictor for NeuralPredictor {
                 closes.len()
             ))
         })?;
-        let output = self
-            .network
-            .predict(&[inputs.as_slice()])
-            .map_err(|e| ModelError::Failed(format!("inference failed: {e}")))?[0];
-        let predicted_return = unscale(output, scale, self.card.horizon).exp_m1();
-        if !predicted_return.is_finite() {
-            return Err(ModelError::Failed(
-                "the network produced a non-finite forecast".into(),
-            ));
-        }
-        let current_price = series.last();
-        let mut fields = Map::new();
-        fields.insert(
-            "predicted_price".into(),
-            json!(current_price * (1.0 + predicted_return)),
-        );
-        fields.insert("predicted_return".into(), json!(predicted_return));
-        fields.insert("current_price".into(), json!(current_price));
-        fields.insert(
-            "confidence".into(),
-            json!(self.card.calibration.confidence(f64::from(output))),
-        );
-        fields.insert("model_type".into(), json!(self.info.name));
-        fields.insert("prediction_horizon".into(), json!("1_period"));
-        fields.insert("sequence_length".into(), json!(t));
-        if let Architecture::Transformer(cfg) = &self.card.architecture {
-            fields.insert("attention_heads".into(), json!(cfg.attention_heads));
-        }
+        let output = infer(&self.network, &inputs)?;
+        let mut fields = self.forecast_fields(
+            closes,
+            output,
+            unscale(output, scale, self.card.horizon).exp_m1(),
+            self.card.calibration.confidence(f64::from(output)),
+            t,
+            self.card.horizon,
+        )?;
         fields.insert("model_version".into(), json!(self.card.version));
         fields.insert("validation".into(), json!(self.card.test));
         Ok(fields)

@@ -253,6 +253,28 @@ mod tests {
     }
 
     #[test]
+    fn a_time_budget_stops_training_and_keeps_the_best_epoch() {
+        let ws = windows(&mean_reverting(400), 10, 1);
+        let (fit, held) = ws.split_at(300);
+        let net = Network::seeded(small_lstm(), 1).unwrap();
+        let cfg = TrainConfig {
+            max_epochs: 200,
+            patience: 200,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        let report = train(&net, fit, held, &cfg, Some(Duration::from_millis(300))).unwrap();
+        assert!(report.out_of_time);
+        assert!(report.epochs_run < 200);
+        let best = report.best_validation_loss();
+        let now = loss_on(&net, held, 64).unwrap();
+        assert!(
+            (best - now).abs() < 1e-6,
+            "kept the best epoch: {best} vs {now}"
+        );
+    }
+
+    #[test]
     fn training_learns_a_pattern_and_the_seed_fixes_the_weights() {
         let ws = windows(&mean_reverting(600), 10, 1);
         let (fit, held) = ws.split_at(480);

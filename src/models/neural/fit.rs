@@ -1,0 +1,326 @@
+//! Fitting a network to the caller's own series (`params.fit = "series"` or
+//! `params.epochs`): the pretrained weights are fine-tuned when the window
+//! length matches, otherwise a fresh network is trained.
+//!
+//! Fits are expensive, so they are cached by (model, params, data
+//! fingerprint), identical concurrent requests share one fit, at most
+//! `concurrency` run at once with at most `queue` more waiting (beyond that:
+//! busy), and each stops at a time budget keeping its best epoch.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::card::fingerprint;
+use super::metrics::{Calibration, HeldOut};
+use super::train::{train, TrainConfig, TrainReport};
+use super::windows::{windows, Window};
+use super::{Architecture, Network};
+use crate::models::ModelError;
+
+/// Limits on per-series fitting, from `[models]` in the config.
+#[derive(Debug, Clone, Copy)]
+pub struct FitPolicy {
+    pub concurrency: usize,
+    pub queue: usize,
+    pub time_budget: Duration,
+    pub cache_capacity: u64,
+}
+
+impl Default for FitPolicy {
+    fn default() -> Self {
+        FitPolicy {
+            concurrency: 2,
+            queue: 8,
+            time_budget: Duration::from_secs(10),
+            cache_capacity: 64,
+        }
+    }
+}
+
+/// What a request may change, checked at the edge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FitParams {
+    pub sequence_length: usize,
+    pub horizon: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+/// Windows kept back (the newest) to stop training and measure the fit.
+const VALIDATION_SHARE: f64 = 0.2;
+/// Fewest training windows a fit accepts.
+const MIN_TRAIN_WINDOWS: usize = 40;
+const MIN_VALIDATION_WINDOWS: usize = 10;
+
+impl FitParams {
+    /// Reads the fit params, defaulting to the pretrained network's window.
+    pub fn from_params(params: &Value, default_sequence_length: usize) -> Result<Self, ModelError> {
+        let int = |key: &str, default: usize, range: std::ops::RangeInclusive<usize>| match params
+            .get(key)
+        {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .map(|n| n as usize)
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    ModelError::InvalidInput(format!(
+                        "params.{key} must be an integer from {} to {}, got {v}",
+                        range.start(),
+                        range.end()
+                    ))
+                }),
+        };
+        let learning_rate = match params.get("learning_rate") {
+            None | Some(Value::Null) => 1e-3,
+            Some(v) => v
+                .as_f64()
+                .filter(|r| (1e-6..=0.1).contains(r))
+                .ok_or_else(|| {
+                    ModelError::InvalidInput(format!(
+                        "params.learning_rate must be a number from 1e-6 to 0.1, got {v}"
+                    ))
+                })?,
+        };
+        let horizon = match params.get("prediction_horizon") {
+            Some(Value::String(s)) if s == "1_period" => 1,
+            _ => int("prediction_horizon", 1, 1..=20)?,
+        };
+        Ok(FitParams {
+            sequence_length: int("sequence_length", default_sequence_length, 2..=250)?,
+            horizon,
+            epochs: int("epochs", 20, 1..=200)?,
+            learning_rate,
+            batch_size: int("batch_size", 64, 1..=1024)?,
+            seed: int("seed", 7, 0..=u32::MAX as usize)? as u64,
+        })
+    }
+
+    /// Closes a fit of these params needs.
+    pub fn min_closes(&self) -> usize {
+        let windows = MIN_TRAIN_WINDOWS + MIN_VALIDATION_WINDOWS;
+        self.sequence_length + self.horizon + windows
+    }
+}
+
+/// A network fitted to one series.
+pub struct Fitted {
+    pub network: Network,
+    pub params: FitParams,
+    pub report: TrainReport,
+    pub validation: HeldOut,
+    pub calibration: Calibration,
+    pub fine_tuned: bool,
+    pub version: String,
+}
+
+/// Counting semaphore with a bounded queue of waiters.
+struct Gate {
+    state: Mutex<(usize, usize)>, // (running, waiting)
+    freed: Condvar,
+    concurrency: usize,
+    queue: usize,
+}
+
+struct Slot<'a>(&'a Gate);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl Gate {
+    fn enter(&self) -> Option<Slot<'_>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.0 >= self.concurrency {
+            if state.1 >= self.queue {
+                return None;
+            }
+            state.1 += 1;
+            while state.0 >= self.concurrency {
+                state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            state.1 -= 1;
+        }
+        state.0 += 1;
+        Some(Slot(self))
+    }
+}
+
+/// Per-series fits shared by the served networks.
+pub struct SeriesFitter {
+    policy: FitPolicy,
+    gate: Gate,
+    cache: moka::sync::Cache<String, Arc<Fitted>>,
+}
+
+impl SeriesFitter {
+    pub fn new(policy: FitPolicy) -> Self {
+        SeriesFitter {
+            policy,
+            gate: Gate {
+                state: Mutex::new((0, 0)),
+                freed: Condvar::new(),
+                concurrency: policy.concurrency.max(1),
+                queue: policy.queue,
+            },
+            cache: moka::sync::Cache::new(policy.cache_capacity),
+        }
+    }
+
+    /// The fit of `architecture` (starting from `pretrained` when it has the
+    /// same shape) to `closes`, from the cache when this exact fit was made.
+    /// The bool says whether it came from the cache.
+    pub fn fit(
+        &self,
+        model: &str,
+        architecture: Architecture,
+        pretrained: &Network,
+        closes: &[f64],
+        params: &FitParams,
+    ) -> Result<(Arc<Fitted>, bool), ModelError> {
+        let data: Vec<u8> = closes.iter().flat_map(|c| c.to_le_bytes()).collect();
+        let key = format!(
+            "{model}|{}|{}",
+            serde_json::to_string(params).unwrap_or_default(),
+            fingerprint(&data)
+        );
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok((hit, true));
+        }
+        let result = self.cache.try_get_with(key.clone(), || {
+            let _slot = self.gate.enter().ok_or(FitError::Busy)?;
+            fit_series(
+                model,
+                architecture,
+                pretrained,
+                closes,
+                params,
+                self.policy.time_budget,
+            )
+            .map(Arc::new)
+            .map_err(FitError::Failed)
+        });
+        result.map(|f| (f, false)).map_err(|e| match &*e {
+            FitError::Busy => ModelError::Busy(format!(
+                "{} series fits are running and {} waiting; retry shortly",
+                self.policy.concurrency, self.policy.queue
+            )),
+            FitError::Failed(m) => ModelError::Failed(m.clone()),
+        })
+    }
+}
+
+#[derive(Debug)]
+enum FitError {
+    Busy,
+    Failed(String),
+}
+
+fn fit_series(
+    model: &str,
+    architecture: Architecture,
+    pretrained: &Network,
+    closes: &[f64],
+    params: &FitParams,
+    budget: Duration,
+) -> Result<Fitted, String> {
+    let all: Vec<Window> = windows(closes, params.sequence_length, params.horizon);
+    let held = ((all.len() as f64 * VALIDATION_SHARE).ceil() as usize).max(MIN_VALIDATION_WINDOWS);
+    let split = all.len().saturating_sub(held);
+    let (fit_set, validation_set) = all.split_at(split);
+    let network = Network::seeded(architecture.clone(), params.seed).map_err(|e| e.to_string())?;
+    let fine_tuned = pretrained.architecture == architecture;
+    if fine_tuned {
+        for ((_, to), (_, from)) in network.named_vars().iter().zip(pretrained.named_vars()) {
+            to.set(from.as_tensor()).map_err(|e| e.to_string())?;
+        }
+    }
+    let cfg = TrainConfig {
+        max_epochs: params.epochs,
+        batch_size: params.batch_size,
+        learning_rate: params.learning_rate,
+        seed: params.seed,
+        ..TrainConfig::default()
+    };
+    let report = train(&network, fit_set, validation_set, &cfg, Some(budget))
+        .map_err(|e| format!("training failed: {e}"))?;
+    if report.best_epoch == 0 {
+        return Err(format!(
+            "the fit's time budget ({budget:?}) ended before its first epoch; send fewer prices or fewer epochs"
+        ));
+    }
+    let forecasts = super::pretrain::forecasts(&network, validation_set, params.horizon)
+        .map_err(|e| e.to_string())?;
+    let validation = super::pretrain::held_out(
+        format!("last {} windows of the series", validation_set.len()),
+        &forecasts,
+    );
+    let calibration = Calibration::fit(
+        &forecasts
+            .iter()
+            .map(|&(y, _, a)| (y, a))
+            .collect::<Vec<_>>(),
+        3,
+    );
+    let weights = network.flat_weights().map_err(|e| e.to_string())?;
+    let bytes: Vec<u8> = weights.iter().flat_map(|w| w.to_le_bytes()).collect();
+    Ok(Fitted {
+        version: format!("{model}-series-{}", fingerprint(&bytes)),
+        network,
+        params: params.clone(),
+        report,
+        validation,
+        calibration,
+        fine_tuned,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_admits_up_to_its_concurrency_and_queue_then_refuses() {
+        let gate = Arc::new(Gate {
+            state: Mutex::new((0, 0)),
+            freed: Condvar::new(),
+            concurrency: 1,
+            queue: 1,
+        });
+        let first = gate.enter().expect("a free slot");
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || gate.enter().is_some())
+        };
+        while gate.state.lock().unwrap().1 == 0 {
+            std::thread::yield_now();
+        }
+        assert!(gate.enter().is_none(), "running 1 and 1 waiting: full");
+        drop(first);
+        assert!(waiter.join().unwrap(), "the waiter gets the freed slot");
+    }
+
+    #[test]
+    fn fit_params_are_bounded() {
+        let p = FitParams::from_params(&serde_json::json!({"epochs": 5}), 20).unwrap();
+        assert_eq!((p.epochs, p.sequence_length, p.horizon), (5, 20, 1));
+        for bad in [
+            serde_json::json!({"epochs": 1_000_000_000u64}),
+            serde_json::json!({"epochs": 0}),
+            serde_json::json!({"sequence_length": 0}),
+            serde_json::json!({"learning_rate": -1.0}),
+            serde_json::json!({"batch_size": "big"}),
+        ] {
+            assert!(FitParams::from_params(&bad, 20).is_err(), "{bad}");
+        }
+    }
+}
