@@ -1,10 +1,10 @@
 //! A stacked LSTM over scaled returns with a linear head on the last hidden state.
 //!
-//! The cell is written out rather than taken from `candle_nn::LSTM`: the
-//! input projection of every time step is one matmul up front, and each step
-//! then costs one matmul and a few element-wise ops, which roughly halves a
-//! training step on CPU. Gate order and parameter shapes follow PyTorch
-//! (`i, f, g, o`; `weight_ih [4H, in]`, `weight_hh [4H, H]`).
+//! The cell is written out rather than taken from `candle_nn::LSTM`, so that
+//! layers stack under one config and the input projection of every time step
+//! is a single matmul up front; each step then costs one matmul and a few
+//! element-wise ops. Gate order and parameter shapes follow PyTorch
+//! (`i, f, g, o`; `weight_ih [4H, in]`, `weight_hh [4H, H]`, one bias).
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
