@@ -1,0 +1,4 @@
+//! The adaptive ensemble's building blocks.
+
+pub mod features;
+pub mod weights;
