@@ -1,4 +1,5 @@
 //! The adaptive ensemble's building blocks.
 
 pub mod features;
+pub mod mlp;
 pub mod weights;

@@ -45,10 +45,7 @@ pub struct Network {
 }
 
 impl Network {
-    /// A new network with weights drawn from `seed`: candle's CPU RNG cannot
-    /// be seeded, so every variable is overwritten in name order from a
-    /// seeded generator (PyTorch's uniform(+-1/sqrt(fan_in)) rule; norms
-    /// start at weight 1, bias 0).
+    /// A new network with weights drawn from `seed` (see [`seed_vars`]).
     pub fn seeded(architecture: Architecture, seed: u64) -> candle_core::Result<Self> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
@@ -109,11 +106,7 @@ impl Network {
 
     /// Variables in name order (the order seeding and hashing rely on).
     pub fn named_vars(&self) -> Vec<(String, candle_core::Var)> {
-        let data = self.varmap.data().lock().unwrap_or_else(|p| p.into_inner());
-        let mut vars: Vec<(String, candle_core::Var)> =
-            data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        vars
+        sorted_vars(&self.varmap)
     }
 
     pub fn vars(&self) -> Vec<candle_core::Var> {
@@ -121,33 +114,7 @@ impl Network {
     }
 
     fn reseed(&self, seed: u64) -> candle_core::Result<()> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let vars = self.named_vars();
-        let fan_in = |name: &str, shape: &[usize]| -> usize {
-            if shape.len() == 2 {
-                return shape[1];
-            }
-            // A bias takes its layer's fan-in, from the sibling weight.
-            let prefix = name.rsplit_once('.').map_or("", |(p, _)| p);
-            vars.iter()
-                .find(|(n, v)| {
-                    v.dims().len() == 2
-                        && (n == &format!("{prefix}.weight") || n == &format!("{prefix}.weight_hh"))
-                })
-                .map_or(shape[0], |(_, v)| v.dims()[1])
-        };
-        for (name, var) in &vars {
-            if name.contains(".ln") {
-                continue; // layer norms keep their constant start
-            }
-            let shape = var.dims().to_vec();
-            let bound = 1.0 / (fan_in(name, &shape).max(1) as f32).sqrt();
-            let values: Vec<f32> = (0..var.elem_count())
-                .map(|_| rng.random_range(-bound..bound))
-                .collect();
-            var.set(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
-        }
-        Ok(())
+        seed_vars(&self.varmap, seed)
     }
 
     /// `xs [B, T, 1]` -> scaled predictions `[B, 1]`.
@@ -175,4 +142,47 @@ fn build(
         Architecture::Lstm(cfg) => Box::new(Lstm::new(cfg, vb)?),
         Architecture::Transformer(cfg) => Box::new(Transformer::new(cfg, vb)?),
     })
+}
+
+/// The variables of `varmap` in name order.
+pub fn sorted_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
+    let data = varmap.data().lock().unwrap_or_else(|p| p.into_inner());
+    let mut vars: Vec<(String, candle_core::Var)> =
+        data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Overwrites every variable in name order from a generator seeded with
+/// `seed` (candle's CPU RNG cannot be seeded): PyTorch's
+/// uniform(+-1/sqrt(fan_in)) rule; layer norms (`.ln` in the name) keep
+/// their constant start.
+pub fn seed_vars(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let vars = sorted_vars(varmap);
+    let fan_in = |name: &str, shape: &[usize]| -> usize {
+        if shape.len() == 2 {
+            return shape[1];
+        }
+        // A bias takes its layer's fan-in, from the sibling weight.
+        let prefix = name.rsplit_once('.').map_or("", |(p, _)| p);
+        vars.iter()
+            .find(|(n, v)| {
+                v.dims().len() == 2
+                    && (n == &format!("{prefix}.weight") || n == &format!("{prefix}.weight_hh"))
+            })
+            .map_or(shape[0], |(_, v)| v.dims()[1])
+    };
+    for (name, var) in &vars {
+        if name.contains(".ln") {
+            continue;
+        }
+        let shape = var.dims().to_vec();
+        let bound = 1.0 / (fan_in(name, &shape).max(1) as f32).sqrt();
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        var.set(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+    }
+    Ok(())
 }
