@@ -112,6 +112,10 @@ fn train(out: &std::path::Path, only: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every how many test days the ensemble is refitted and scored (each
+/// forecast is a fresh fit of five learners).
+const ENSEMBLE_STRIDE: usize = 5;
+
 fn evaluate(settings: &Settings, out: &std::path::Path) -> anyhow::Result<()> {
     use tickcast::models::evaluation;
     use tickcast::models::neural::predictor::{NeuralPredictor, LSTM, TRANSFORMER};
@@ -128,6 +132,18 @@ fn evaluate(settings: &Settings, out: &std::path::Path) -> anyhow::Result<()> {
         );
         evaluations.push(e);
     }
+    let ensemble =
+        evaluation::evaluate_ensemble(&table, ENSEMBLE_STRIDE, &|line| eprintln!("{line}"))?;
+    for e in &ensemble {
+        eprintln!(
+            "{}: {} held-out forecasts, directional accuracy {:.4}, RMSE ratio {:.4}",
+            e.model,
+            e.pooled.samples,
+            e.pooled.directional_accuracy,
+            e.pooled.rmse_ratio()
+        );
+    }
+    evaluations.extend(ensemble);
     std::fs::write(out, evaluation::report(&evaluations))
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
     eprintln!("wrote {}", out.display());

@@ -3,6 +3,7 @@
 
 pub mod ensemble;
 pub mod evaluation;
+pub mod gate;
 pub mod neural;
 pub mod optimizer;
 pub mod portfolio;
@@ -43,6 +44,18 @@ pub struct ModelInfo {
 pub enum ModelInput {
     Series(PriceSeries),
     Assets(Vec<(String, PriceSeries)>),
+}
+
+impl ModelInput {
+    /// The one series a single-series model reads.
+    pub fn series(&self) -> Result<&PriceSeries, ModelError> {
+        match self {
+            ModelInput::Series(series) => Ok(series),
+            ModelInput::Assets(_) => Err(ModelError::InvalidInput(
+                "price_data must be an array of closes".into(),
+            )),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +135,9 @@ pub fn served_from(
             .with_fitter(Arc::clone(&fitter));
         registry.register(Arc::new(predictor));
     }
+    registry.register(Arc::new(ensemble::predictor::AdaptiveEnsemble::new(
+        fit_policy,
+    )));
     Ok(registry)
 }
 

@@ -34,7 +34,7 @@ async fn model_listings_show_only_served_models_and_never_share_an_id() {
     let (_, enhanced) = app.get("/api/catalog/enhanced_models").await;
     assert_eq!(
         (models["total"].as_u64(), enhanced["total"].as_u64()),
-        (Some(1), Some(2))
+        (Some(1), Some(3))
     );
     let networks: Vec<&str> = enhanced["enhanced_models"]
         .as_array()
@@ -42,7 +42,14 @@ async fn model_listings_show_only_served_models_and_never_share_an_id() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(networks, ["lstm_predictor", "transformer_predictor"]);
+    assert_eq!(
+        networks,
+        [
+            "adaptive_ensemble",
+            "lstm_predictor",
+            "transformer_predictor"
+        ]
+    );
     let optimizer = &models["models"][0];
     assert_eq!(optimizer["id"], "realtime_portfolio_optimizer");
     assert_eq!(optimizer["name"], "Portfolio Optimizer");

@@ -11,12 +11,13 @@ async fn list_shows_only_served_models() {
     assert_eq!(
         body["enhanced_models"],
         json!([
+            "adaptive_ensemble",
             "lstm_predictor",
             "realtime_portfolio_optimizer",
             "transformer_predictor"
         ])
     );
-    assert_eq!(body["total_models"], 3);
+    assert_eq!(body["total_models"], 4);
     assert_eq!(
         body["metadata"]["lstm_predictor"]["input_type"],
         "price_series"
@@ -47,7 +48,7 @@ async fn unknown_models_get_404() {
     let app = spawn_app().await;
     let (status, body) = app
         .post(
-            "/api/enhanced_ml_models/predict/adaptive_ensemble",
+            "/api/enhanced_ml_models/predict/crystal_ball",
             &json!({"price_data": [1.0, 2.0]}),
         )
         .await;

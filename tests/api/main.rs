@@ -3,6 +3,7 @@
 mod admin;
 mod catalog;
 mod enhanced_ml;
+mod ensemble;
 mod environment;
 mod errors;
 mod helpers;

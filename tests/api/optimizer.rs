@@ -192,8 +192,10 @@ async fn batch_runs_the_optimiser_with_other_models() {
         resp["results"]["realtime_portfolio_optimizer"]["optimization_method"],
         "risk_parity"
     );
+    // The ensemble reads one series, so the optimiser's object is refused
+    // for it alone.
     assert_eq!(
         resp["results"]["adaptive_ensemble"]["code"],
-        "unknown_model"
+        "invalid_input"
     );
 }

@@ -13,6 +13,7 @@ use crate::models::neural::seed_vars;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MlpParams {
     pub hidden: [usize; 2],
+    /// Most epochs; fewer when the training loss stops improving.
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
@@ -24,9 +25,11 @@ impl Default for MlpParams {
     fn default() -> Self {
         MlpParams {
             hidden: [50, 25],
-            epochs: 200,
-            batch_size: 32,
-            learning_rate: 1e-3,
+            epochs: 100,
+            // A year of closes is one batch: a step per epoch keeps the
+            // fit in tens of milliseconds.
+            batch_size: 256,
+            learning_rate: 1e-2,
             weight_decay: 1e-4,
             seed: 7,
         }
@@ -135,13 +138,29 @@ impl Mlp {
         )?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
         let mut order: Vec<u32> = (0..targets.len() as u32).collect();
+        // scikit-learn's stopping rule: the epoch's mean loss has not
+        // improved on the best by TOLERANCE for PATIENCE epochs.
+        const TOLERANCE: f32 = 1e-4;
+        const PATIENCE: usize = 10;
+        let (mut best, mut stale) = (f32::INFINITY, 0);
         for _ in 0..p.epochs {
             order.shuffle(&mut rng);
+            let mut total = 0.0;
             for chunk in order.chunks(p.batch_size.max(1)) {
                 let index = Tensor::from_slice(chunk, chunk.len(), &Device::Cpu)?;
                 let (bx, by) = (xs.index_select(&index, 0)?, ys.index_select(&index, 0)?);
                 let loss = candle_nn::loss::mse(&mlp.forward(&bx)?, &by)?;
                 optimizer.backward_step(&loss)?;
+                total += loss.to_scalar::<f32>()? * chunk.len() as f32;
+            }
+            let epoch_loss = total / targets.len() as f32;
+            if epoch_loss < best - TOLERANCE {
+                (best, stale) = (epoch_loss, 0);
+            } else {
+                stale += 1;
+                if stale >= PATIENCE {
+                    break;
+                }
             }
         }
         Ok(mlp)

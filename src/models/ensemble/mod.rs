@@ -1,5 +1,7 @@
 //! The adaptive ensemble's building blocks.
 
 pub mod features;
+pub mod learners;
 pub mod mlp;
+pub mod predictor;
 pub mod weights;

@@ -7,7 +7,7 @@
 //! `concurrency` run at once with at most `queue` more waiting (beyond that:
 //! busy), and each stops at a time budget keeping its best epoch.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,6 +18,7 @@ use super::metrics::{Calibration, HeldOut};
 use super::train::{train, TrainConfig, TrainReport};
 use super::windows::{windows, Window};
 use super::{Architecture, Network};
+use crate::models::gate::Gate;
 use crate::models::ModelError;
 
 /// Limits on per-series fitting, from `[models]` in the config.
@@ -120,41 +121,6 @@ pub struct Fitted {
 }
 
 /// Counting semaphore with a bounded queue of waiters.
-struct Gate {
-    state: Mutex<(usize, usize)>, // (running, waiting)
-    freed: Condvar,
-    concurrency: usize,
-    queue: usize,
-}
-
-struct Slot<'a>(&'a Gate);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.0 -= 1;
-        self.0.freed.notify_one();
-    }
-}
-
-impl Gate {
-    fn enter(&self) -> Option<Slot<'_>> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.0 >= self.concurrency {
-            if state.1 >= self.queue {
-                return None;
-            }
-            state.1 += 1;
-            while state.0 >= self.concurrency {
-                state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
-            }
-            state.1 -= 1;
-        }
-        state.0 += 1;
-        Some(Slot(self))
-    }
-}
-
 /// Per-series fits shared by the served networks.
 pub struct SeriesFitter {
     policy: FitPolicy,
@@ -166,12 +132,7 @@ impl SeriesFitter {
     pub fn new(policy: FitPolicy) -> Self {
         SeriesFitter {
             policy,
-            gate: Gate {
-                state: Mutex::new((0, 0)),
-                freed: Condvar::new(),
-                concurrency: policy.concurrency.max(1),
-                queue: policy.queue,
-            },
+            gate: Gate::new(policy.concurrency, policy.queue),
             cache: moka::sync::Cache::new(policy.cache_capacity),
         }
     }
@@ -287,27 +248,6 @@ fn fit_series(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_gate_admits_up_to_its_concurrency_and_queue_then_refuses() {
-        let gate = Arc::new(Gate {
-            state: Mutex::new((0, 0)),
-            freed: Condvar::new(),
-            concurrency: 1,
-            queue: 1,
-        });
-        let first = gate.enter().expect("a free slot");
-        let waiter = {
-            let gate = Arc::clone(&gate);
-            std::thread::spawn(move || gate.enter().is_some())
-        };
-        while gate.state.lock().unwrap().1 == 0 {
-            std::thread::yield_now();
-        }
-        assert!(gate.enter().is_none(), "running 1 and 1 waiting: full");
-        drop(first);
-        assert!(waiter.join().unwrap(), "the waiter gets the freed slot");
-    }
 
     #[test]
     fn fit_params_are_bounded() {

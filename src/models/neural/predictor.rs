@@ -292,11 +292,7 @@ impl Predictor for NeuralPredictor {
         input: &ModelInput,
         params: &Value,
     ) -> Result<Map<String, Value>, ModelError> {
-        let ModelInput::Series(series) = input else {
-            return Err(ModelError::InvalidInput(
-                "price_data must be an array of closes".into(),
-            ));
-        };
+        let series = input.series()?;
         if wants_fit(params)? {
             return self.predict_fitted(series.closes(), params);
         }
