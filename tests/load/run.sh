@@ -2,6 +2,7 @@
 # Loopback load tests (local data only). Needs wrk (apt-get install wrk).
 #   bash tests/load/run.sh                 portfolio_data, 10 symbols, warm quote cache
 #   bash tests/load/run.sh lstm_predict    predict/lstm_predictor with 250 closes
+#   bash tests/load/run.sh ensemble_predict predict/adaptive_ensemble, 250 closes (cached fit)
 # Prints wrk's summary with latency percentiles.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
