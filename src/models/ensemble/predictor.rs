@@ -454,6 +454,16 @@ mod tests {
     }
 
     #[test]
+    fn the_same_closes_and_seed_give_the_same_blend() {
+        let closes = wavy(200);
+        let p = EnsembleParams::default();
+        let (a, b) = (blend(&closes, &p).unwrap(), blend(&closes, &p).unwrap());
+        assert_eq!(a.members, b.members);
+        assert_eq!(a.predicted_return, b.predicted_return);
+        assert_eq!(a.confidence, b.confidence);
+    }
+
+    #[test]
     fn a_smooth_cycle_is_forecast_better_than_no_change() {
         // A deterministic cycle is learnable from its features.
         let b = blend(&wavy(300), &EnsembleParams::default()).unwrap();
