@@ -1,6 +1,7 @@
 //! Predictors and the registry that serves them. Pure and synchronous:
 //! callers run `predict` on a blocking thread.
 
+pub mod backtest;
 pub mod ensemble;
 pub mod evaluation;
 pub mod gate;
