@@ -1,7 +1,11 @@
 //! Bounded concurrency for expensive fits: at most `concurrency` run, at
-//! most `queue` wait, the rest are turned away (and answered 503 busy).
+//! most `queue` wait, the rest are turned away (and answered 503 busy);
+//! and the cache of fits in front of it.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::neural::card::fingerprint;
+use super::ModelError;
 
 /// Admission to a bounded pool of fit slots.
 pub struct Gate {
@@ -47,6 +51,55 @@ impl Gate {
         }
         state.0 += 1;
         Some(Slot(self))
+    }
+}
+
+/// A fingerprint of a close series, for cache keys.
+pub fn closes_fingerprint(closes: &[f64]) -> String {
+    let data: Vec<u8> = closes.iter().flat_map(|c| c.to_le_bytes()).collect();
+    fingerprint(&data)
+}
+
+/// Fits kept by key (bounded, moka) and made under a [`Gate`]: concurrent
+/// requests for one key share one fit.
+pub struct FitCache<T> {
+    /// What is fitted, for the busy message ("series fits").
+    what: &'static str,
+    gate: Gate,
+    cache: moka::sync::Cache<String, Arc<T>>,
+}
+
+impl<T: Send + Sync + 'static> FitCache<T> {
+    pub fn new(what: &'static str, concurrency: usize, queue: usize, capacity: u64) -> Self {
+        FitCache {
+            what,
+            gate: Gate::new(concurrency, queue),
+            cache: moka::sync::Cache::new(capacity),
+        }
+    }
+
+    /// The fit for `key`, made by `fit` under the gate when it is not
+    /// cached. The bool says whether it came from the cache.
+    pub fn get_or_fit(
+        &self,
+        key: String,
+        fit: impl FnOnce() -> Result<T, ModelError>,
+    ) -> Result<(Arc<T>, bool), ModelError> {
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok((hit, true));
+        }
+        self.cache
+            .try_get_with(key, || {
+                let _slot = self.gate.enter().ok_or_else(|| {
+                    ModelError::Busy(format!(
+                        "{} {} are running and {} waiting; retry shortly",
+                        self.gate.concurrency, self.what, self.gate.queue
+                    ))
+                })?;
+                fit().map(Arc::new)
+            })
+            .map(|fitted| (fitted, false))
+            .map_err(|e| (*e).clone())
     }
 }
 

@@ -59,7 +59,7 @@ impl ModelInput {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ModelError {
     /// The input or params are wrong (400).
     #[error("{0}")]

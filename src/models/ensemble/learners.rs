@@ -22,6 +22,7 @@ use smartcore::xgboost::xgb_regressor::Objective;
 use smartcore::xgboost::{XGRegressor, XGRegressorParameters};
 
 use super::mlp::{Mlp, MlpParams};
+use super::scale::Standardiser;
 
 /// A base learner of the ensemble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,58 +165,6 @@ impl Learner {
             }
             Learner::Mlp => unreachable!("handled above"),
         }
-    }
-}
-
-/// Column-wise z-scores of the training rows and target (a constant column
-/// keeps scale 1).
-struct Standardiser {
-    mean: Vec<f64>,
-    sd: Vec<f64>,
-    target_mean: f64,
-    target_sd: f64,
-}
-
-fn mean_sd(xs: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    let n = xs.clone().count().max(1) as f64;
-    let mean = xs.clone().sum::<f64>() / n;
-    let var = xs.map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-    (mean, if var > 0.0 { var.sqrt() } else { 1.0 })
-}
-
-impl Standardiser {
-    fn fit(rows: &[Vec<f64>], targets: &[f64]) -> Self {
-        let (mean, sd) = (0..rows[0].len())
-            .map(|j| mean_sd(rows.iter().map(move |r| r[j])))
-            .unzip();
-        let (target_mean, target_sd) = mean_sd(targets.iter().copied());
-        Standardiser {
-            mean,
-            sd,
-            target_mean,
-            target_sd,
-        }
-    }
-
-    fn rows(&self, rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
-        rows.iter()
-            .map(|r| {
-                r.iter()
-                    .zip(self.mean.iter().zip(&self.sd))
-                    .map(|(x, (m, s))| (x - m) / s)
-                    .collect()
-            })
-            .collect()
-    }
-
-    fn targets(&self, ys: &[f64]) -> Vec<f64> {
-        ys.iter()
-            .map(|y| (y - self.target_mean) / self.target_sd)
-            .collect()
-    }
-
-    fn unscale(&self, z: f64) -> f64 {
-        self.target_mean + z * self.target_sd
     }
 }
 

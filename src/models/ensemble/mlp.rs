@@ -9,6 +9,7 @@ use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMa
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::scale::Standardiser;
 use crate::models::neural::seed_vars;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,48 +43,12 @@ impl Default for MlpParams {
     }
 }
 
-/// Column means and standard deviations (a constant column keeps sd 1).
-#[derive(Debug, Clone)]
-struct Scaler {
-    mean: Vec<f64>,
-    sd: Vec<f64>,
-}
-
-impl Scaler {
-    fn fit(columns: usize, rows: &[Vec<f64>]) -> Self {
-        let n = rows.len().max(1) as f64;
-        let mean: Vec<f64> = (0..columns)
-            .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
-            .collect();
-        let sd = (0..columns)
-            .map(|j| {
-                let v = rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n;
-                if v > 0.0 {
-                    v.sqrt()
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        Scaler { mean, sd }
-    }
-
-    fn apply(&self, row: &[f64]) -> Vec<f32> {
-        row.iter()
-            .zip(self.mean.iter().zip(&self.sd))
-            .map(|(x, (m, s))| ((x - m) / s) as f32)
-            .collect()
-    }
-}
-
 /// Fewest rows on each side of a validation split.
 const MIN_SPLIT_ROWS: usize = 5;
 
 pub struct Mlp {
     layers: [Linear; 3],
-    inputs: Scaler,
-    target_mean: f64,
-    target_sd: f64,
+    scale: Standardiser,
     /// Epochs trained before the stopping rule ended the fit.
     pub epochs_run: usize,
 }
@@ -96,9 +61,14 @@ impl Mlp {
     }
 
     fn matrix(&self, rows: &[Vec<f64>]) -> candle_core::Result<Tensor> {
-        let columns = self.inputs.mean.len();
-        let flat: Vec<f32> = rows.iter().flat_map(|r| self.inputs.apply(r)).collect();
-        Tensor::from_vec(flat, (rows.len(), columns), &Device::Cpu)
+        let flat: Vec<f32> = self
+            .scale
+            .rows(rows)
+            .into_iter()
+            .flatten()
+            .map(|x| x as f32)
+            .collect();
+        Tensor::from_vec(flat, (rows.len(), rows[0].len()), &Device::Cpu)
     }
 
     /// Fits `rows` (each of the same width) to `targets`.
@@ -115,29 +85,17 @@ impl Mlp {
             linear(p.hidden[1], 1, vb.pp("l2"))?,
         ];
         seed_vars(&varmap, p.seed)?;
-        let n = targets.len() as f64;
-        let target_mean = targets.iter().sum::<f64>() / n;
-        let target_var = targets
-            .iter()
-            .map(|y| (y - target_mean).powi(2))
-            .sum::<f64>()
-            / n;
-        let target_sd = if target_var > 0.0 {
-            target_var.sqrt()
-        } else {
-            1.0
-        };
         let mut mlp = Mlp {
             layers,
-            inputs: Scaler::fit(columns, rows),
-            target_mean,
-            target_sd,
+            scale: Standardiser::fit(rows, targets),
             epochs_run: 0,
         };
         let xs = mlp.matrix(rows)?;
-        let ys: Vec<f32> = targets
-            .iter()
-            .map(|y| ((y - target_mean) / target_sd) as f32)
+        let ys: Vec<f32> = mlp
+            .scale
+            .targets(targets)
+            .into_iter()
+            .map(|y| y as f32)
             .collect();
         let ys = Tensor::from_vec(ys, (targets.len(), 1), &Device::Cpu)?;
         // The newest rows validate when there are enough of both.
@@ -224,7 +182,7 @@ impl Mlp {
             .to_vec1::<f32>()?;
         Ok(out
             .into_iter()
-            .map(|z| self.target_mean + f64::from(z) * self.target_sd)
+            .map(|z| self.scale.unscale(f64::from(z)))
             .collect())
     }
 }

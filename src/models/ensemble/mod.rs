@@ -4,4 +4,5 @@ pub mod features;
 pub mod learners;
 pub mod mlp;
 pub mod predictor;
+pub mod scale;
 pub mod weights;

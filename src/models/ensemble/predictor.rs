@@ -28,8 +28,7 @@ use serde_json::{json, Map, Value};
 use super::features::{self, Row, WARM_UP};
 use super::learners::Learner;
 use super::weights::{inverse_mae, Excluded, TrackRecord};
-use crate::models::gate::Gate;
-use crate::models::neural::card::fingerprint;
+use crate::models::gate::{closes_fingerprint, FitCache};
 use crate::models::neural::fit::FitPolicy;
 use crate::models::neural::metrics::HeldOut;
 use crate::models::{InputType, ModelError, ModelInfo, ModelInput, Predictor};
@@ -287,9 +286,7 @@ pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelErro
 /// The served ensemble: bounded concurrent fits, cached by params and data.
 pub struct AdaptiveEnsemble {
     info: ModelInfo,
-    gate: Gate,
-    policy: FitPolicy,
-    cache: moka::sync::Cache<String, Arc<Blend>>,
+    fits: FitCache<Blend>,
 }
 
 impl AdaptiveEnsemble {
@@ -304,9 +301,12 @@ impl AdaptiveEnsemble {
                 complexity: "medium",
                 latency: "<100ms fitted, <1ms cached",
             },
-            gate: Gate::new(policy.concurrency, policy.queue),
-            policy,
-            cache: moka::sync::Cache::new(policy.cache_capacity),
+            fits: FitCache::new(
+                "ensemble fits",
+                policy.concurrency,
+                policy.queue,
+                policy.cache_capacity,
+            ),
         }
     }
 
@@ -317,33 +317,14 @@ impl AdaptiveEnsemble {
         closes: &[f64],
         params: &EnsembleParams,
     ) -> Result<(Arc<Blend>, bool), ModelError> {
-        let data: Vec<u8> = closes.iter().flat_map(|c| c.to_le_bytes()).collect();
         let key = format!(
             "{}|{}|{}|{}",
             params.horizon,
             params.adaptation_window,
             params.seed,
-            fingerprint(&data)
+            closes_fingerprint(closes)
         );
-        if let Some(hit) = self.cache.get(&key) {
-            return Ok((hit, true));
-        }
-        let fitted = self.cache.try_get_with(key, || {
-            let _slot = self.gate.enter().ok_or_else(|| {
-                ModelError::Busy(format!(
-                    "{} ensemble fits are running and {} waiting; retry shortly",
-                    self.policy.concurrency, self.policy.queue
-                ))
-            })?;
-            blend(closes, params).map(Arc::new)
-        });
-        fitted.map(|b| (b, false)).map_err(|e| match &*e {
-            ModelError::Busy(m) => ModelError::Busy(m.clone()),
-            ModelError::InvalidInput(m) => ModelError::InvalidInput(m.clone()),
-            ModelError::InsufficientData(m) => ModelError::InsufficientData(m.clone()),
-            ModelError::Infeasible(m) => ModelError::Infeasible(m.clone()),
-            ModelError::Failed(m) => ModelError::Failed(m.clone()),
-        })
+        self.fits.get_or_fit(key, || blend(closes, params))
     }
 }
 

@@ -18,7 +18,7 @@ use super::metrics::{Calibration, HeldOut};
 use super::train::{train, TrainConfig, TrainReport};
 use super::windows::{windows, Window};
 use super::{Architecture, Network};
-use crate::models::gate::Gate;
+use crate::models::gate::{closes_fingerprint, FitCache};
 use crate::models::ModelError;
 
 /// Limits on per-series fitting, from `[models]` in the config.
@@ -120,20 +120,22 @@ pub struct Fitted {
     pub version: String,
 }
 
-/// Counting semaphore with a bounded queue of waiters.
 /// Per-series fits shared by the served networks.
 pub struct SeriesFitter {
     policy: FitPolicy,
-    gate: Gate,
-    cache: moka::sync::Cache<String, Arc<Fitted>>,
+    fits: FitCache<Fitted>,
 }
 
 impl SeriesFitter {
     pub fn new(policy: FitPolicy) -> Self {
         SeriesFitter {
             policy,
-            gate: Gate::new(policy.concurrency, policy.queue),
-            cache: moka::sync::Cache::new(policy.cache_capacity),
+            fits: FitCache::new(
+                "series fits",
+                policy.concurrency,
+                policy.queue,
+                policy.cache_capacity,
+            ),
         }
     }
 
@@ -148,17 +150,12 @@ impl SeriesFitter {
         closes: &[f64],
         params: &FitParams,
     ) -> Result<(Arc<Fitted>, bool), ModelError> {
-        let data: Vec<u8> = closes.iter().flat_map(|c| c.to_le_bytes()).collect();
         let key = format!(
             "{model}|{}|{}",
             serde_json::to_string(params).unwrap_or_default(),
-            fingerprint(&data)
+            closes_fingerprint(closes)
         );
-        if let Some(hit) = self.cache.get(&key) {
-            return Ok((hit, true));
-        }
-        let result = self.cache.try_get_with(key.clone(), || {
-            let _slot = self.gate.enter().ok_or(FitError::Busy)?;
+        self.fits.get_or_fit(key, || {
             fit_series(
                 model,
                 architecture,
@@ -167,23 +164,9 @@ impl SeriesFitter {
                 params,
                 self.policy.time_budget,
             )
-            .map(Arc::new)
-            .map_err(FitError::Failed)
-        });
-        result.map(|f| (f, false)).map_err(|e| match &*e {
-            FitError::Busy => ModelError::Busy(format!(
-                "{} series fits are running and {} waiting; retry shortly",
-                self.policy.concurrency, self.policy.queue
-            )),
-            FitError::Failed(m) => ModelError::Failed(m.clone()),
+            .map_err(ModelError::Failed)
         })
     }
-}
-
-#[derive(Debug)]
-enum FitError {
-    Busy,
-    Failed(String),
 }
 
 fn fit_series(
