@@ -26,6 +26,8 @@ pub struct Settings {
     pub data: DataSettings,
     pub catalog: CatalogSettings,
     pub models: ModelSettings,
+    pub backtest: BacktestSettings,
+    pub tracking: TrackingSettings,
     pub market: MarketSettings,
     pub yahoo: crate::market::yahoo::YahooSettings,
     pub fyers: FyersSettings,
@@ -67,6 +69,8 @@ pub struct Limits {
 #[serde(deny_unknown_fields)]
 pub struct DataSettings {
     pub prices_dir: PathBuf,
+    /// How often, at most, the price directory is checked for changed files.
+    pub rescan_secs: u64,
     /// Empty: the mapping built into the binary.
     pub symbol_mapping_file: PathBuf,
 }
@@ -84,6 +88,29 @@ pub struct ModelSettings {
     pub fit_time_budget_secs: u64,
     /// Fitted networks kept for repeated requests.
     pub fit_cache_capacity: u64,
+}
+
+/// `POST /api/catalog/backtest`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestSettings {
+    /// Longest a backtest may forecast; then 503 `timeout`.
+    pub time_budget_secs: u64,
+    /// Backtests running at once; `queue` more wait, the rest get 503 `busy`.
+    pub concurrency: usize,
+    pub queue: usize,
+    /// Finished backtests kept for identical requests on the same data.
+    pub cache_capacity: u64,
+}
+
+/// Live scoring of served forecasts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingSettings {
+    /// Forecasts kept waiting for their target close (oldest dropped beyond).
+    pub capacity: usize,
+    /// Scored forecasts per model behind the rolling hit rate and MAE.
+    pub window: usize,
 }
 
 impl ModelSettings {
@@ -337,6 +364,11 @@ impl Settings {
             self.models.fit_time_budget_secs,
         )?;
         positive("models.fit_cache_capacity", self.models.fit_cache_capacity)?;
+        positive("backtest.time_budget_secs", self.backtest.time_budget_secs)?;
+        positive("backtest.concurrency", self.backtest.concurrency as u64)?;
+        positive("backtest.cache_capacity", self.backtest.cache_capacity)?;
+        positive("tracking.capacity", self.tracking.capacity as u64)?;
+        positive("tracking.window", self.tracking.window as u64)?;
         positive("yahoo.timeout_ms", self.yahoo.timeout_ms)?;
         positive(
             "market.ec2_probe_timeout_ms",

@@ -183,6 +183,7 @@ impl From<crate::models::ModelError> for ApiError {
                 message,
                 retry_after_secs: 5,
             },
+            ModelError::OutOfTime(message) => ApiError::Timeout(message),
         }
     }
 }

@@ -41,6 +41,10 @@ enum Command {
         /// Where to write the Markdown report.
         #[arg(long, default_value = "docs/model-performance.md")]
         out: PathBuf,
+        /// Where to write the measurements the catalog scores (read at startup
+        /// from models.dir).
+        #[arg(long, default_value = "models/evaluation.json")]
+        measurements: PathBuf,
     },
 }
 
@@ -81,7 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(settings)),
         Command::Train { out, model } => train(&out, model.as_deref()),
-        Command::Evaluate { out } => evaluate(&settings, &out),
+        Command::Evaluate { out, measurements } => evaluate(&settings, &out, &measurements),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,7 +120,11 @@ fn train(out: &std::path::Path, only: Option<&str>) -> anyhow::Result<()> {
 /// forecast is a fresh fit of five learners).
 const ENSEMBLE_STRIDE: usize = 5;
 
-fn evaluate(settings: &Settings, out: &std::path::Path) -> anyhow::Result<()> {
+fn evaluate(
+    settings: &Settings,
+    out: &std::path::Path,
+    measurements_out: &std::path::Path,
+) -> anyhow::Result<()> {
     use tickcast::models::evaluation;
     use tickcast::models::neural::predictor::{NeuralPredictor, LSTM, TRANSFORMER};
     let table = tickcast::market::dataset::embedded()?;
@@ -147,6 +155,63 @@ fn evaluate(settings: &Settings, out: &std::path::Path) -> anyhow::Result<()> {
     std::fs::write(out, evaluation::report(&evaluations))
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
     eprintln!("wrote {}", out.display());
+
+    // Backtests of every served model on the held-out years, for the catalog.
+    let registry =
+        tickcast::models::served_from(&settings.models.dir, settings.models.fit_policy())?;
+    let mut models = std::collections::BTreeMap::new();
+    for e in &evaluations {
+        let Some(model) = registry.get(&e.model) else {
+            continue; // a learner inside the ensemble, not served alone
+        };
+        let backtest =
+            evaluation::backtest_forecaster(&table, model.as_ref(), &|line| eprintln!("{line}"))?;
+        eprintln!(
+            "{}: backtest Sharpe {:.3} vs buy-and-hold {:.3}",
+            e.model, backtest.sharpe_ratio, backtest.benchmark_sharpe_ratio
+        );
+        models.insert(
+            e.model.clone(),
+            evaluation::ModelMeasurement {
+                version: e.version.clone(),
+                held_out: Some(evaluation::held_out_summary(e)),
+                backtest,
+            },
+        );
+    }
+    let optimizer = registry
+        .get(tickcast::models::optimizer::NAME)
+        .ok_or_else(|| anyhow::anyhow!("the optimiser is not served"))?;
+    let backtest = evaluation::backtest_allocator(&table, optimizer.as_ref(), "max_sharpe")?;
+    eprintln!(
+        "{}: max_sharpe Sharpe {:.3} vs equal weight {:.3}",
+        tickcast::models::optimizer::NAME,
+        backtest.sharpe_ratio,
+        backtest.benchmark_sharpe_ratio
+    );
+    models.insert(
+        tickcast::models::optimizer::NAME.to_string(),
+        evaluation::ModelMeasurement {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            held_out: None,
+            backtest,
+        },
+    );
+    let measurements = evaluation::Measurements {
+        schema_version: evaluation::MEASUREMENTS_SCHEMA,
+        measured_at: chrono::Utc::now().date_naive().to_string(),
+        command: "cargo run --release -- evaluate".into(),
+        period: format!(
+            "{}..{}",
+            tickcast::models::neural::pretrain::TEST.0,
+            tickcast::models::neural::pretrain::TEST.1
+        ),
+        models,
+    };
+    let json = serde_json::to_string_pretty(&measurements)? + "\n";
+    std::fs::write(measurements_out, json)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", measurements_out.display()))?;
+    eprintln!("wrote {}", measurements_out.display());
     Ok(())
 }
 

@@ -16,6 +16,9 @@ use crate::market::fyers::{self, FyersEndpoint, FyersProvider};
 use crate::market::local::LocalProvider;
 use crate::market::yahoo::{self, YahooProvider};
 use crate::market::{CachePolicy, DataManager, Provider, SymbolMapper};
+use crate::models::evaluation::{load_measurements, Measurements};
+use crate::models::gate::FitCache;
+use crate::models::tracking::Tracker;
 use crate::models::Registry;
 
 /// Everything a handler may need; cheap to clone.
@@ -30,6 +33,12 @@ pub struct AppState {
     pub fyers: Arc<FyersProvider>,
     /// Set once data is loaded; read by `/readyz`.
     pub ready: Arc<AtomicBool>,
+    /// What `tickcast evaluate` measured, for the catalog's scores.
+    pub measurements: Option<Arc<Measurements>>,
+    /// Served forecasts waiting to be scored, and their scores.
+    pub tracker: Arc<Tracker>,
+    /// Finished backtests, and the limit on running ones.
+    pub backtests: Arc<FitCache<serde_json::Value>>,
 }
 
 impl AppState {
@@ -47,11 +56,14 @@ impl AppState {
             }
         };
         let prices_dir = settings.data.prices_dir.clone();
-        let local = tokio::task::spawn_blocking(move || LocalProvider::load(&prices_dir))
-            .await
-            .context("loading price data")??;
+        let rescan = std::time::Duration::from_secs(settings.data.rescan_secs);
+        let local = tokio::task::spawn_blocking(move || {
+            LocalProvider::load(&prices_dir).map(|p| p.rescanning_every(rescan))
+        })
+        .await
+        .context("loading price data")??;
         tracing::info!(
-            symbols = local.symbols().count(),
+            symbols = local.symbols().len(),
             as_of = %local.as_of().map(|d| d.to_string()).unwrap_or_default(),
             "local price data loaded"
         );
@@ -128,6 +140,18 @@ impl AppState {
         let subscriptions = SubscriptionStore::open(&settings.catalog.subscriptions_db)?;
 
         let market = Arc::new(market);
+        let tracker = Arc::new(Tracker::new(
+            settings.tracking.capacity,
+            settings.tracking.window,
+        ));
+        market.observe_with(Arc::clone(&tracker) as Arc<dyn crate::market::HistoryObserver>);
+        let measurements = load_measurements(&settings.models.dir).map(Arc::new);
+        let backtests = Arc::new(FitCache::new(
+            "backtests",
+            settings.backtest.concurrency,
+            settings.backtest.queue,
+            settings.backtest.cache_capacity,
+        ));
         if settings.ec2_probe_wanted() {
             spawn_environment_probe(&settings, Arc::clone(&market));
         }
@@ -140,6 +164,9 @@ impl AppState {
             subscriptions,
             fyers,
             ready: Arc::new(AtomicBool::new(true)),
+            measurements,
+            tracker,
+            backtests,
         })
     }
 }

@@ -10,11 +10,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::{ApiJson, CallerId, SymbolList};
+use crate::catalog::evaluation::evaluation;
 use crate::catalog::listing::{Listing, Subscription};
 use crate::catalog::returns::{trailing_return, MONTH_TRADING_DAYS};
 use crate::catalog::ItemKind;
 use crate::error::ApiError;
 use crate::market::{Interval, Span};
+use crate::models::gate::closes_fingerprint;
+use crate::models::walkforward::{self, Plan, WalkError};
+use crate::models::ModelError;
 use crate::startup::AppState;
 
 /// Symbols fetched at once for returns.
@@ -30,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/catalog/unsubscribe", post(unsubscribe))
         .route("/api/catalog/stocks", get(stocks))
         .route("/api/catalog/past_month_return", post(past_month_return))
+        .route("/api/catalog/backtest", post(backtest))
 }
 
 async fn agents(State(state): State<AppState>) -> Json<Value> {
@@ -74,6 +79,7 @@ fn served_models(state: &AppState, listing: Listing) -> Vec<Value> {
                 "features": entry.map(|e| e.features.clone()).unwrap_or_default(),
                 "complexity": info.complexity,
                 "latency": info.latency,
+                "evaluation": evaluation(info.name, state.measurements.as_deref()),
             }))
         })
         .collect()
@@ -206,5 +212,126 @@ async fn past_month_return(
         "average_return": average,
         "valid_count": valid.len(),
         "total_count": results.len(),
+    })))
+}
+
+#[derive(Deserialize)]
+struct BacktestRequest {
+    #[serde(default)]
+    model_id: Option<String>,
+    #[serde(default)]
+    stock_symbol: Option<String>,
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+/// Trading days in each period the catalog page offers.
+fn period_days(period: &str) -> Option<usize> {
+    match period {
+        "3mo" => Some(63),
+        "6mo" => Some(126),
+        "1y" => Some(252),
+        "2y" => Some(504),
+        _ => None,
+    }
+}
+
+/// Walk-forward backtest of a served predictor on a stock's daily closes
+/// from the data layer (see `models::walkforward`).
+async fn backtest(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<BacktestRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let model_id = req
+        .model_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::invalid("model_id is required"))?;
+    // The legacy page prefixes enhanced models with `enhanced_`.
+    let model = super::enhanced_ml::served_model(&state, model_id, Some("enhanced_"))?;
+    let symbol = req
+        .stock_symbol
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("stock_symbol is required"))?
+        .to_string();
+    let period = req.period.unwrap_or_else(|| "1y".into());
+    let days = period_days(&period).ok_or_else(|| {
+        ApiError::invalid(format!("period {period:?} is not one of 3mo, 6mo, 1y, 2y"))
+    })?;
+    let params = match req.params {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(p @ Value::Object(_)) => p,
+        Some(_) => return Err(ApiError::invalid("params must be a JSON object")),
+    };
+    let plan = Plan::from_params(&params)?;
+    // The model's history before the first traded day, then the period.
+    let warm_up = model
+        .lookback(&params)
+        .min(state.settings.limits.max_prices_per_series);
+    let history = state
+        .market
+        .history(&symbol, Span::LastBars(warm_up + days + 1), Interval::Daily)
+        .await?;
+    let bars: Vec<(chrono::NaiveDate, f64)> = history
+        .candles
+        .iter()
+        .map(|c| (c.date(), c.close))
+        .collect();
+    if bars.len() < days + 2 {
+        return Err(ApiError::insufficient_data(format!(
+            "a {period} backtest needs {} daily closes of {symbol}, {} has {}",
+            days + 1,
+            history.provider,
+            bars.len()
+        )));
+    }
+    let start = bars.len() - days - 1;
+    let closes: Vec<f64> = bars.iter().map(|b| b.1).collect();
+    let name = model.info().name;
+    let key = format!(
+        "{name}|{period}|{params}|{}|{}",
+        bars[0].0,
+        closes_fingerprint(&closes)
+    );
+    let budget = std::time::Duration::from_secs(state.settings.backtest.time_budget_secs);
+    let cache = Arc::clone(&state.backtests);
+    let worker_params = params.clone();
+    let (result, cached) = tokio::task::spawn_blocking(move || {
+        cache.get_or_fit(key, || {
+            let walked = walkforward::run(
+                model.as_ref(),
+                &bars,
+                start,
+                &worker_params,
+                &plan,
+                Some(budget),
+            )
+            .map_err(|e| match e {
+                WalkError::Model(e) => e,
+                WalkError::Backtest(e) => ModelError::InsufficientData(e.to_string()),
+                e @ WalkError::OutOfTime { .. } => ModelError::OutOfTime(e.to_string()),
+            })?;
+            Ok(json!({ "walk": walked, "plan": plan }))
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("backtest of {name} panicked: {e}")))??;
+    let mut backtest_result = result["walk"].clone();
+    backtest_result["plan"] = result["plan"].clone();
+    backtest_result["cached"] = json!(cached);
+    Ok(Json(json!({
+        "success": true,
+        "model_id": model_id,
+        "model_name": name,
+        "stock_symbol": symbol,
+        "period": period,
+        "data_source": history.provider,
+        "backtest_result": backtest_result,
+        "timestamp": chrono::Utc::now().to_rfc3339(),
     })))
 }

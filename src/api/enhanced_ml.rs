@@ -16,6 +16,7 @@ use super::extract::ApiJson;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::market::{Interval, Span};
+use crate::models::tracking::{Forecast, WeightsSnapshot};
 use crate::models::{InputType, ModelInput, Predictor, PriceSeries, SeriesError};
 use crate::startup::AppState;
 
@@ -30,6 +31,80 @@ pub fn router() -> Router<AppState> {
             post(predict),
         )
         .route("/api/enhanced_ml_models/batch_predict", post(batch_predict))
+        .route("/api/enhanced_ml_models/performance", get(performance))
+}
+
+/// Live figures of the forecasts served for symbols, scored as their
+/// target closes arrived.
+async fn performance(State(state): State<AppState>) -> Json<Value> {
+    let report = state.tracker.report();
+    Json(json!({
+        "success": true,
+        "performance": report.models,
+        "pending": report.pending,
+        "dropped": report.dropped,
+        "capacity": report.capacity,
+        "ensemble_weights": {
+            "current": report.ensemble_weights.first(),
+            "history": report.ensemble_weights,
+        },
+        "timestamp": Utc::now().to_rfc3339(),
+    }))
+}
+
+/// Keeps a forecast served from the data layer's prices so it is scored
+/// when its target close arrives.
+fn track(
+    state: &AppState,
+    model_name: &str,
+    symbol: &str,
+    as_of: NaiveDate,
+    fields: &Map<String, Value>,
+) {
+    let Ok(symbol) = crate::market::manager::validate_symbol(symbol) else {
+        return;
+    };
+    let (Some(predicted_return), Some(current_price)) = (
+        fields.get("predicted_return").and_then(Value::as_f64),
+        fields.get("current_price").and_then(Value::as_f64),
+    ) else {
+        return; // not a price forecast
+    };
+    let horizon = fields
+        .get("prediction_horizon")
+        .and_then(Value::as_str)
+        .and_then(|h| h.strip_suffix("_period"))
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(1usize);
+    let now = Utc::now();
+    state.tracker.record(Forecast {
+        model: model_name.to_string(),
+        model_version: fields
+            .get("model_version")
+            .and_then(Value::as_str)
+            .unwrap_or("fitted per request")
+            .to_string(),
+        symbol: symbol.clone(),
+        made_at: now,
+        as_of,
+        horizon,
+        current_price,
+        predicted_return,
+        confidence: fields
+            .get("confidence")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+    });
+    if let Some(Value::Object(weights)) = fields.get("model_weights") {
+        state.tracker.record_weights(WeightsSnapshot {
+            symbol,
+            at: now,
+            weights: weights
+                .iter()
+                .filter_map(|(k, v)| v.as_f64().map(|w| (k.clone(), w)))
+                .collect(),
+        });
+    }
 }
 
 async fn list(State(state): State<AppState>) -> Json<Value> {
@@ -120,6 +195,30 @@ async fn batch_predict(
     })))
 }
 
+/// The served model called `name` (or, with `legacy_prefix`, `name`
+/// without that prefix); 404 `unknown_model` naming the served ones.
+pub(super) fn served_model(
+    state: &AppState,
+    name: &str,
+    legacy_prefix: Option<&str>,
+) -> Result<Arc<dyn Predictor>, ApiError> {
+    state
+        .registry
+        .get(name)
+        .or_else(|| {
+            legacy_prefix
+                .and_then(|prefix| name.strip_prefix(prefix))
+                .and_then(|n| state.registry.get(n))
+        })
+        .ok_or_else(|| ApiError::NotFound {
+            code: "unknown_model",
+            message: format!(
+                "unknown model {name:?}; served models: [{}]",
+                state.registry.names().join(", ")
+            ),
+        })
+}
+
 /// Resolves the input for one model, runs it off the async workers and adds
 /// the contract's common fields.
 async fn run_model(
@@ -127,16 +226,7 @@ async fn run_model(
     model_name: &str,
     req: &PredictRequest,
 ) -> Result<Map<String, Value>, ApiError> {
-    let model = state
-        .registry
-        .get(model_name)
-        .ok_or_else(|| ApiError::NotFound {
-            code: "unknown_model",
-            message: format!(
-                "unknown model {model_name:?}; served models: [{}]",
-                state.registry.names().join(", ")
-            ),
-        })?;
+    let model = served_model(state, model_name, None)?;
     let params = match &req.params {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(p @ Value::Object(_)) => p.clone(),
@@ -164,6 +254,9 @@ async fn run_model(
     }
     if let Some(as_of) = resolved.as_of {
         fields.insert("as_of".into(), json!(as_of.to_string()));
+        if let (Some(symbol), None) = (&req.symbol, resolved.stale_age) {
+            track(state, model_name, symbol, as_of, &fields);
+        }
     }
     if let Some(age) = resolved.stale_age {
         fields.insert("stale".into(), json!(true));

@@ -1,5 +1,6 @@
 //! The catalog: agents and model listings, subscriptions, trailing returns.
 
+pub mod evaluation;
 pub mod listing;
 pub mod returns;
 pub mod subscriptions;

@@ -151,45 +151,58 @@ pub fn parse_yahoo_csv(reader: impl Read, file: &str) -> Result<Vec<Candle>, Pri
 /// Reads every `<SYMBOL>.csv` in `dir`. A missing directory yields nothing;
 /// a malformed file is skipped with a warning naming file and line.
 pub fn load_price_dir(dir: &Path) -> PriceTable {
-    let mut table = PriceTable::new();
+    price_files(dir)
+        .into_iter()
+        .filter_map(|(symbol, path)| load_price_file(&symbol, &path).map(|bars| (symbol, bars)))
+        .collect()
+}
+
+/// The `<SYMBOL>.csv` files in `dir` with their (normalised) symbols, sorted
+/// by path.
+pub fn price_files(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return table,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot read the price directory; skipped");
-            return table;
+            return Vec::new();
         }
     };
     let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
-    for path in paths {
-        if path.extension().and_then(|e| e.to_str()) != Some("csv") {
-            continue;
+    paths
+        .into_iter()
+        .filter(|path| path.extension().and_then(|e| e.to_str()) == Some("csv"))
+        .filter_map(|path| {
+            let symbol = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(super::symbols::normalize)?;
+            Some((symbol, path))
+        })
+        .collect()
+}
+
+/// One user price file; `None` (with a warning) when it cannot be read.
+pub fn load_price_file(symbol: &str, path: &Path) -> Option<Vec<Candle>> {
+    let name = path.display().to_string();
+    let parsed = std::fs::File::open(path)
+        .map_err(|e| PriceFileError {
+            file: name.clone(),
+            line: 0,
+            reason: e.to_string(),
+        })
+        .and_then(|f| parse_yahoo_csv(std::io::BufReader::new(f), &name));
+    match parsed {
+        Ok(bars) => {
+            tracing::info!(file = %name, symbol = %symbol, bars = bars.len(), "loaded price file");
+            Some(bars)
         }
-        let Some(symbol) = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .map(super::symbols::normalize)
-        else {
-            continue;
-        };
-        let name = path.display().to_string();
-        let parsed = std::fs::File::open(&path)
-            .map_err(|e| PriceFileError {
-                file: name.clone(),
-                line: 0,
-                reason: e.to_string(),
-            })
-            .and_then(|f| parse_yahoo_csv(std::io::BufReader::new(f), &name));
-        match parsed {
-            Ok(bars) => {
-                tracing::info!(file = %name, symbol = %symbol, bars = bars.len(), "loaded price file");
-                table.insert(symbol, bars);
-            }
-            Err(e) => tracing::warn!(error = %e, "skipped malformed price file"),
+        Err(e) => {
+            tracing::warn!(error = %e, "skipped malformed price file");
+            None
         }
     }
-    table
 }
 
 fn parse_date(raw: &str) -> Result<NaiveDate, String> {

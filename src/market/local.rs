@@ -2,8 +2,9 @@
 //! files, held in memory. It needs no network and no credentials.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -16,43 +17,134 @@ use super::symbols::SymbolForm;
 pub const NAME: &str = "local";
 
 pub struct LocalProvider {
-    series: BTreeMap<String, Arc<[Candle]>>,
+    embedded: BTreeMap<String, Arc<[Candle]>>,
+    /// The user's price files, over the embedded series of the same symbol.
+    user: RwLock<BTreeMap<String, Arc<[Candle]>>>,
+    /// Watches the user's price directory for new, changed and removed files.
+    watch: Option<Watch>,
+}
+
+struct Watch {
+    dir: PathBuf,
+    every: Duration,
+    state: Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    scanned: Option<Instant>,
+    /// Modification time and length of each file when it was last read.
+    stamps: BTreeMap<PathBuf, (Option<SystemTime>, u64)>,
 }
 
 impl LocalProvider {
     /// The embedded dataset, overlaid with `<SYMBOL>.csv` files from `prices_dir`
     /// (a user file replaces an embedded series of the same symbol).
     pub fn load(prices_dir: &Path) -> Result<Self, PriceFileError> {
-        let mut table = dataset::embedded()?;
-        table.extend(dataset::load_price_dir(prices_dir));
-        Ok(Self::from_table(table))
+        let provider = Self::from_table(dataset::embedded()?);
+        let watch = Watch {
+            dir: prices_dir.to_path_buf(),
+            every: Duration::ZERO,
+            state: Mutex::default(),
+        };
+        provider.rescan(&watch);
+        Ok(LocalProvider {
+            watch: Some(watch),
+            ..provider
+        })
+    }
+
+    /// Looks for changed user files at most once every `every` (on the
+    /// first request after it), so a file that grows is served as it grows.
+    pub fn rescanning_every(mut self, every: Duration) -> Self {
+        if let Some(watch) = &mut self.watch {
+            watch.every = every;
+        }
+        self
     }
 
     pub fn from_table(table: dataset::PriceTable) -> Self {
-        let series = table
+        let embedded = table
             .into_iter()
             .filter(|(_, bars)| !bars.is_empty())
             .map(|(symbol, bars)| (symbol, Arc::from(bars)))
             .collect();
-        LocalProvider { series }
+        LocalProvider {
+            embedded,
+            user: RwLock::default(),
+            watch: None,
+        }
     }
 
-    pub fn symbols(&self) -> impl Iterator<Item = &str> {
-        self.series.keys().map(String::as_str)
+    /// Every symbol served, sorted.
+    pub fn symbols(&self) -> Vec<String> {
+        let user = self.user.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<String> = self.embedded.keys().chain(user.keys()).cloned().collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// The newest bar date across all series.
     pub fn as_of(&self) -> Option<NaiveDate> {
-        self.series
+        let user = self.user.read().unwrap_or_else(|p| p.into_inner());
+        self.embedded
             .values()
+            .chain(user.values())
             .filter_map(|s| s.last())
             .map(Candle::date)
             .max()
     }
 
-    fn bars(&self, symbol: &str) -> Result<&Arc<[Candle]>, ProviderError> {
-        self.series
-            .get(symbol)
+    /// Re-reads user files that are new or changed since the last scan.
+    fn rescan(&self, watch: &Watch) {
+        let mut state = watch.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.scanned.is_some_and(|at| at.elapsed() < watch.every) {
+            return;
+        }
+        state.scanned = Some(Instant::now());
+        let files = dataset::price_files(&watch.dir);
+        let mut seen = BTreeMap::new();
+        for (symbol, path) in files {
+            let stamp = std::fs::metadata(&path)
+                .map(|m| (m.modified().ok(), m.len()))
+                .unwrap_or((None, 0));
+            if state.stamps.get(&path) != Some(&stamp) {
+                match dataset::load_price_file(&symbol, &path).filter(|b| !b.is_empty()) {
+                    Some(bars) => {
+                        self.user
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(symbol.clone(), Arc::from(bars));
+                    }
+                    // A file being written may be half there: keep serving
+                    // the last good read and try again next scan.
+                    None => {
+                        if let Some(old) = state.stamps.get(&path) {
+                            seen.insert(path.clone(), (symbol, *old));
+                        }
+                        continue;
+                    }
+                }
+            }
+            seen.insert(path, (symbol, stamp));
+        }
+        let mut user = self.user.write().unwrap_or_else(|p| p.into_inner());
+        user.retain(|symbol, _| seen.values().any(|(s, _)| s == symbol));
+        state.stamps = seen
+            .into_iter()
+            .map(|(path, (_, stamp))| (path, stamp))
+            .collect();
+    }
+
+    fn bars(&self, symbol: &str) -> Result<Arc<[Candle]>, ProviderError> {
+        if let Some(watch) = &self.watch {
+            self.rescan(watch);
+        }
+        let user = self.user.read().unwrap_or_else(|p| p.into_inner());
+        user.get(symbol)
+            .or_else(|| self.embedded.get(symbol))
+            .cloned()
             .ok_or_else(|| ProviderError::NotFound {
                 symbol: symbol.to_string(),
             })
@@ -109,7 +201,7 @@ impl Provider for LocalProvider {
     }
 
     fn cached_entries(&self) -> u64 {
-        self.series.len() as u64
+        self.symbols().len() as u64
     }
 }
 
@@ -181,6 +273,31 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ProviderError::Unsupported(_)));
+    }
+
+    #[tokio::test]
+    async fn a_user_file_that_grows_is_served_as_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zzz.csv");
+        let header = "Date,Open,High,Low,Close,Adj Close,Volume\n";
+        std::fs::write(&file, format!("{header}2024-01-02,1,1,1,10,10,5\n")).unwrap();
+        let p = LocalProvider::load(dir.path()).unwrap();
+        let bars = |p: &LocalProvider| {
+            futures::executor::block_on(p.history("ZZZ", Span::LastBars(9), Interval::Daily))
+                .map(|b| b.len())
+        };
+        assert_eq!(bars(&p).unwrap(), 1);
+        std::fs::write(
+            &file,
+            format!("{header}2024-01-02,1,1,1,10,10,5\n2024-01-03,1,1,1,11,11,5\n"),
+        )
+        .unwrap();
+        assert_eq!(bars(&p).unwrap(), 2);
+        // Half-written: the last good read is kept.
+        std::fs::write(&file, format!("{header}2024-01-0")).unwrap();
+        assert_eq!(bars(&p).unwrap(), 2);
+        std::fs::remove_file(&file).unwrap();
+        assert!(bars(&p).is_err());
     }
 
     #[tokio::test]

@@ -118,7 +118,15 @@ impl Source {
     }
 }
 
+/// Told of every daily history the data manager hands out.
+pub trait HistoryObserver: Send + Sync {
+    /// `symbol` is trimmed and upper-cased.
+    fn observe(&self, symbol: &str, history: &History);
+}
+
 pub struct DataManager {
+    /// Told of each daily history served (set once).
+    observer: std::sync::OnceLock<Arc<dyn HistoryObserver>>,
     /// Every provider built, including standbys not in the order.
     sources: Vec<Source>,
     /// Indices into `sources`, in the order they are tried; changeable at runtime.
@@ -160,6 +168,7 @@ impl DataManager {
             })
             .collect();
         DataManager {
+            observer: std::sync::OnceLock::new(),
             order: std::sync::RwLock::new((0..sources.len()).collect()),
             sources,
             breaker_config: breaker,
@@ -272,14 +281,24 @@ impl DataManager {
                 matches!(e, MarketError::Unavailable { .. })
             })
             .await;
-        match answer {
-            Ok((history, Freshness::Fresh)) => Ok(History::clone(&history)),
-            Ok((history, Freshness::Stale { age })) => Ok(History {
+        let history = match answer {
+            Ok((history, Freshness::Fresh)) => History::clone(&history),
+            Ok((history, Freshness::Stale { age })) => History {
                 stale_age: Some(age),
                 ..History::clone(&history)
-            }),
-            Err(e) => Err(MarketError::clone(&e)),
+            },
+            Err(e) => return Err(MarketError::clone(&e)),
+        };
+        if let (Some(observer), Interval::Daily) = (self.observer.get(), interval) {
+            observer.observe(&key, &history);
         }
+        Ok(history)
+    }
+
+    /// Tells `observer` of every daily history served from now on (the
+    /// first observer set stays).
+    pub fn observe_with(&self, observer: Arc<dyn HistoryObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     async fn fetch_history(

@@ -16,7 +16,9 @@ pub mod stats;
 pub mod symbols;
 pub mod yahoo;
 
-pub use manager::{CachePolicy, DataManager, MarketError, MarketHealth, QuoteReport};
+pub use manager::{
+    CachePolicy, DataManager, HistoryObserver, MarketError, MarketHealth, QuoteReport,
+};
 pub use prices::{Candle, History, Interval, Quote, Span};
 pub use provider::{Provider, ProviderError};
 pub use symbols::{SymbolForm, SymbolMapper};

@@ -73,6 +73,8 @@ pub struct Performance {
     pub monthly_returns: Vec<MonthlyReturn>,
     pub benchmark_total_return: f64,
     pub benchmark_monthly_returns: Vec<MonthlyReturn>,
+    /// Buy-and-hold of the same stock over the same days.
+    pub benchmark: Stats,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -122,22 +124,14 @@ pub fn run(
         benchmark.push((days[t + 1].0, ret));
     }
     let daily: Vec<f64> = strategy.iter().map(|(_, r)| *r).collect();
-    let n = daily.len() as f64;
-    let mean = daily.iter().sum::<f64>() / n;
-    let sd = if daily.len() > 1 {
-        (daily.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
+    let stats = Stats::of(&daily);
+    let benchmark_daily: Vec<f64> = benchmark.iter().map(|(_, r)| *r).collect();
+    let benchmark_stats = Stats::of(&benchmark_daily);
     Ok(Performance {
-        total_return: compound(&daily),
-        annual_volatility: sd * TRADING_DAYS.sqrt(),
-        sharpe_ratio: if sd > 0.0 {
-            mean / sd * TRADING_DAYS.sqrt()
-        } else {
-            0.0
-        },
-        max_drawdown: max_drawdown(&daily),
+        total_return: stats.total_return,
+        annual_volatility: stats.annual_volatility,
+        sharpe_ratio: stats.sharpe_ratio,
+        max_drawdown: stats.max_drawdown,
         hit_rate: if in_market > 0 {
             hits as f64 / in_market as f64
         } else {
@@ -147,9 +141,42 @@ pub fn run(
         trades,
         days: daily.len(),
         monthly_returns: monthly(&strategy),
-        benchmark_total_return: compound(&benchmark.iter().map(|(_, r)| *r).collect::<Vec<_>>()),
+        benchmark_total_return: benchmark_stats.total_return,
         benchmark_monthly_returns: monthly(&benchmark),
+        benchmark: benchmark_stats,
     })
+}
+
+/// Figures of a daily return series (fractions; volatility and Sharpe
+/// annualised over 252 days, Sharpe with a zero risk-free rate).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub total_return: f64,
+    pub annual_volatility: f64,
+    pub sharpe_ratio: f64,
+    pub max_drawdown: f64,
+}
+
+impl Stats {
+    pub fn of(daily: &[f64]) -> Self {
+        let n = daily.len().max(1) as f64;
+        let mean = daily.iter().sum::<f64>() / n;
+        let sd = if daily.len() > 1 {
+            (daily.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        Stats {
+            total_return: compound(daily),
+            annual_volatility: sd * TRADING_DAYS.sqrt(),
+            sharpe_ratio: if sd > 0.0 {
+                mean / sd * TRADING_DAYS.sqrt()
+            } else {
+                0.0
+            },
+            max_drawdown: max_drawdown(daily),
+        }
+    }
 }
 
 fn compound(returns: &[f64]) -> f64 {
@@ -195,12 +222,12 @@ fn monthly(daily: &[(NaiveDate, f64)]) -> Vec<MonthlyReturn> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Closes alternating +10 % and -10 % from 100, one a day from
     /// 2024-01-01.
-    fn alternating(n: usize) -> Vec<(NaiveDate, f64)> {
+    pub(crate) fn alternating(n: usize) -> Vec<(NaiveDate, f64)> {
         let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
         let mut close = 100.0;
         (0..n)

@@ -156,6 +156,254 @@ pub fn evaluate_ensemble(
         .collect())
 }
 
+/// Version of the measurements file's layout; bump on incompatible change.
+pub const MEASUREMENTS_SCHEMA: u32 = 1;
+/// Where `tickcast evaluate` writes the measurements the catalog scores.
+pub const MEASUREMENTS_FILE: &str = "evaluation.json";
+
+/// What `tickcast evaluate` measured, saved as `models/evaluation.json` and
+/// read by the catalog at startup.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Measurements {
+    pub schema_version: u32,
+    /// The day the measurements were taken (`YYYY-MM-DD`).
+    pub measured_at: String,
+    pub command: String,
+    /// Held-out period (target dates).
+    pub period: String,
+    pub models: std::collections::BTreeMap<String, ModelMeasurement>,
+}
+
+/// One served model's measurements.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelMeasurement {
+    pub version: String,
+    /// Forecast quality on the held-out period (forecasters only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOutSummary>,
+    pub backtest: BacktestSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HeldOutSummary {
+    pub samples: usize,
+    pub stocks: usize,
+    pub directional_accuracy: f64,
+    /// Accuracy of always forecasting a rise on the same samples.
+    pub always_up_accuracy: f64,
+    /// RMSE over the no-change forecast's RMSE.
+    pub rmse_ratio: f64,
+    pub mae: f64,
+}
+
+/// Mean per-stock figures of backtests over the held-out period.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BacktestSummary {
+    /// What was traded and how.
+    pub strategy: String,
+    pub stocks: usize,
+    /// Trading days per stock.
+    pub days: usize,
+    pub sharpe_ratio: f64,
+    /// The comparison's Sharpe ratio (buy-and-hold, or equal weight for
+    /// the optimiser).
+    pub benchmark_sharpe_ratio: f64,
+    pub total_return: f64,
+    pub benchmark_total_return: f64,
+    pub max_drawdown: f64,
+    pub benchmark_max_drawdown: f64,
+}
+
+/// The measurements in `dir` (or the source tree's `models/`), if any. A
+/// file that cannot be read or has another layout is reported and skipped.
+pub fn load_measurements(dir: &std::path::Path) -> Option<Measurements> {
+    let built_from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let path = [dir.to_path_buf(), built_from]
+        .into_iter()
+        .map(|d| d.join(MEASUREMENTS_FILE))
+        .find(|p| p.is_file())?;
+    let parsed = std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            serde_json::from_slice::<Measurements>(&bytes).map_err(|e| e.to_string())
+        })
+        .and_then(|m| {
+            if m.schema_version == MEASUREMENTS_SCHEMA {
+                Ok(m)
+            } else {
+                Err(format!(
+                    "schema_version {} (this build reads {MEASUREMENTS_SCHEMA}; rerun `tickcast evaluate`)",
+                    m.schema_version
+                ))
+            }
+        });
+    match parsed {
+        Ok(m) => Some(m),
+        Err(reason) => {
+            tracing::warn!(file = %path.display(), %reason, "model measurements skipped; catalog scores omitted");
+            None
+        }
+    }
+}
+
+fn test_start(bars: &[crate::market::Candle]) -> usize {
+    let from = chrono::NaiveDate::parse_from_str(TEST.0, "%Y-%m-%d").expect("valid");
+    // The first traded return is the first in the period.
+    bars.partition_point(|b| b.date() < from).saturating_sub(1)
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    sum / n.max(1) as f64
+}
+
+/// Backtests `model` on every stock over the held-out period with the
+/// default walk-forward plan (long when the forecast is above 0, 10 bps a
+/// trade, refitted every 21 days) against buy-and-hold.
+pub fn backtest_forecaster(
+    table: &PriceTable,
+    model: &dyn super::Predictor,
+    progress: &dyn Fn(&str),
+) -> Result<BacktestSummary, super::walkforward::WalkError> {
+    use super::walkforward::{run, Plan};
+    let plan = Plan::default();
+    let to = chrono::NaiveDate::parse_from_str(TEST.1, "%Y-%m-%d").expect("valid");
+    let mut runs = Vec::new();
+    for symbol in stocks(table) {
+        let bars: Vec<_> = table[&symbol]
+            .iter()
+            .filter(|b| b.date() <= to)
+            .map(|b| (b.date(), b.close))
+            .collect();
+        let start = test_start(&table[&symbol]);
+        let w = run(model, &bars, start, &serde_json::json!({}), &plan, None)?;
+        progress(&format!(
+            "{} on {symbol}: Sharpe {:.3} vs buy-and-hold {:.3}",
+            model.info().name,
+            w.performance.sharpe_ratio,
+            w.performance.benchmark.sharpe_ratio
+        ));
+        runs.push(w);
+    }
+    Ok(BacktestSummary {
+        strategy: format!(
+            "long when the forecast return is above {}, flat otherwise; {} bps per trade; refitted every {} trading days",
+            plan.threshold, plan.transaction_cost_bps, plan.retrain_every
+        ),
+        stocks: runs.len(),
+        days: runs.first().map_or(0, |w| w.performance.days),
+        sharpe_ratio: mean(runs.iter().map(|w| w.performance.sharpe_ratio)),
+        benchmark_sharpe_ratio: mean(runs.iter().map(|w| w.performance.benchmark.sharpe_ratio)),
+        total_return: mean(runs.iter().map(|w| w.performance.total_return)),
+        benchmark_total_return: mean(runs.iter().map(|w| w.performance.benchmark_total_return)),
+        max_drawdown: mean(runs.iter().map(|w| w.performance.max_drawdown)),
+        benchmark_max_drawdown: mean(runs.iter().map(|w| w.performance.benchmark.max_drawdown)),
+    })
+}
+
+/// The optimiser's `method` portfolio of all stocks, re-optimised every 21
+/// trading days from the 252 closes before, held at constant weights (10
+/// bps on each rebalance's turnover), against the equal-weight portfolio.
+pub fn backtest_allocator(
+    table: &PriceTable,
+    model: &dyn super::Predictor,
+    method: &str,
+) -> Result<BacktestSummary, super::ModelError> {
+    use super::backtest::Stats;
+    const WINDOW: usize = 252;
+    const EVERY: usize = 21;
+    const COST: f64 = 0.001;
+    let symbols = stocks(table);
+    // Common dates: the stocks' bars aligned by date.
+    let first = &table[&symbols[0]];
+    let start = test_start(first);
+    let to = chrono::NaiveDate::parse_from_str(TEST.1, "%Y-%m-%d").expect("valid");
+    let dates: Vec<chrono::NaiveDate> = first[start..]
+        .iter()
+        .map(|b| b.date())
+        .filter(|d| *d <= to)
+        .collect();
+    let close_on = |symbol: &str, date: chrono::NaiveDate| -> Option<f64> {
+        let bars = &table[symbol];
+        let i = bars.partition_point(|b| b.date() < date);
+        bars.get(i).filter(|b| b.date() == date).map(|b| b.close)
+    };
+    let mut strategy = Vec::new();
+    let mut equal = Vec::new();
+    let mut held: Vec<f64> = vec![0.0; symbols.len()];
+    for t in 0..dates.len() - 1 {
+        if t % EVERY == 0 {
+            let assets: Vec<(String, super::PriceSeries)> = symbols
+                .iter()
+                .map(|s| {
+                    let bars = &table[s];
+                    let end = bars.partition_point(|b| b.date() <= dates[t]);
+                    let closes = bars[end.saturating_sub(WINDOW)..end]
+                        .iter()
+                        .map(|b| b.close)
+                        .collect();
+                    (
+                        s.clone(),
+                        super::PriceSeries::new(closes).expect("positive closes"),
+                    )
+                })
+                .collect();
+            let fields = model.predict(
+                &super::ModelInput::Assets(assets),
+                &serde_json::json!({ "method": method }),
+            )?;
+            let weights: Vec<f64> = symbols
+                .iter()
+                .map(|s| fields["allocation"][s].as_f64().unwrap_or(0.0))
+                .collect();
+            let turnover: f64 = weights.iter().zip(&held).map(|(w, h)| (w - h).abs()).sum();
+            held = weights;
+            strategy.push(-COST * turnover);
+        } else {
+            strategy.push(0.0);
+        }
+        let returns: Vec<f64> = symbols
+            .iter()
+            .map(
+                |s| match (close_on(s, dates[t]), close_on(s, dates[t + 1])) {
+                    (Some(a), Some(b)) => b / a - 1.0,
+                    _ => 0.0,
+                },
+            )
+            .collect();
+        let day: f64 = held.iter().zip(&returns).map(|(w, r)| w * r).sum();
+        *strategy.last_mut().expect("pushed") += day;
+        equal.push(returns.iter().sum::<f64>() / returns.len() as f64);
+    }
+    let (s, b) = (Stats::of(&strategy), Stats::of(&equal));
+    Ok(BacktestSummary {
+        strategy: format!(
+            "{method} weights over all {} stocks from the {WINDOW} closes before, re-optimised every {EVERY} trading days, 10 bps on turnover; benchmark: equal weight",
+            symbols.len()
+        ),
+        stocks: symbols.len(),
+        days: strategy.len(),
+        sharpe_ratio: s.sharpe_ratio,
+        benchmark_sharpe_ratio: b.sharpe_ratio,
+        total_return: s.total_return,
+        benchmark_total_return: b.total_return,
+        max_drawdown: s.max_drawdown,
+        benchmark_max_drawdown: b.max_drawdown,
+    })
+}
+
+/// The pooled held-out figures of an evaluation.
+pub fn held_out_summary(e: &ModelEvaluation) -> HeldOutSummary {
+    HeldOutSummary {
+        samples: e.pooled.samples,
+        stocks: e.per_stock.len(),
+        directional_accuracy: e.pooled.directional_accuracy,
+        always_up_accuracy: e.up_share,
+        rmse_ratio: e.pooled.rmse_ratio(),
+        mae: e.pooled.mae,
+    }
+}
+
 /// The report in Markdown.
 pub fn report(evaluations: &[ModelEvaluation]) -> String {
     let mut md = String::new();
@@ -245,6 +493,30 @@ pub fn report(evaluations: &[ModelEvaluation]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_measurements_are_what_the_code_measures_now() {
+        let m = load_measurements(std::path::Path::new("models")).expect("models/evaluation.json");
+        assert_eq!(m.schema_version, MEASUREMENTS_SCHEMA);
+        let registry = crate::models::served();
+        for name in registry.names() {
+            assert!(m.models.contains_key(name), "{name} not measured");
+        }
+        // The LSTM is cheap to re-measure: its held-out figures and its
+        // backtest must match the file.
+        let table = crate::market::dataset::embedded().unwrap();
+        let lstm = registry.get("lstm_predictor").unwrap();
+        let file = &m.models["lstm_predictor"];
+        let backtest = backtest_forecaster(&table, lstm.as_ref(), &|_| {}).unwrap();
+        assert_eq!(backtest, file.backtest);
+        let predictor = super::super::neural::predictor::NeuralPredictor::load(
+            std::path::Path::new("models"),
+            "lstm_predictor",
+        )
+        .unwrap();
+        let held = held_out_summary(&evaluate_network(&table, &predictor).unwrap());
+        assert_eq!(Some(held), file.held_out);
+    }
 
     #[test]
     fn confidence_intervals_use_student_t() {

@@ -9,6 +9,8 @@ pub mod neural;
 pub mod optimizer;
 pub mod portfolio;
 pub mod series;
+pub mod tracking;
+pub mod walkforward;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,6 +78,9 @@ pub enum ModelError {
     /// Too much of this work is running or queued (503, retry later).
     #[error("{0}")]
     Busy(String),
+    /// The work ran out of its time budget (503 timeout).
+    #[error("{0}")]
+    OutOfTime(String),
 }
 
 pub trait Predictor: Send + Sync {
@@ -87,6 +92,23 @@ pub trait Predictor: Send + Sync {
     /// Model-specific response fields (the API adds the common ones).
     fn predict(&self, input: &ModelInput, params: &Value)
         -> Result<Map<String, Value>, ModelError>;
+
+    /// Walk-forward forecasts ([`walkforward`]): the model, fitted with
+    /// `closes[..=fit_at]` only (or kept at its pretrained weights),
+    /// forecasts the next period's return from each `t` in `at` (all at or
+    /// after `fit_at`) with `closes[..=t]` only.
+    fn forecast_ahead(
+        &self,
+        _closes: &[f64],
+        _fit_at: usize,
+        _at: std::ops::Range<usize>,
+        _params: &Value,
+    ) -> Result<Vec<f64>, ModelError> {
+        Err(ModelError::InvalidInput(format!(
+            "{} does not forecast a price series, so it cannot be backtested",
+            self.info().name
+        )))
+    }
 }
 
 /// The models this service actually serves, by name.

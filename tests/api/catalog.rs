@@ -260,3 +260,41 @@ async fn past_month_return_is_computed_from_real_closes() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn every_served_model_carries_a_measured_deterministic_evaluation() {
+    let app = spawn_app().await;
+    let (_, first) = app.get("/api/catalog/models").await;
+    let (_, enhanced) = app.get("/api/catalog/enhanced_models").await;
+    let (_, again) = app.get("/api/catalog/models").await;
+    assert_eq!(first, again, "two calls, identical bodies");
+    let items: Vec<&serde_json::Value> = first["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(enhanced["enhanced_models"].as_array().unwrap())
+        .collect();
+    assert_eq!(items.len(), 4);
+    for item in items {
+        let e = &item["evaluation"];
+        let overall = e["overall_score"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=10.0).contains(&overall), "{}: {e}", item["id"]);
+        let scores = e["detailed_scores"].as_object().unwrap();
+        assert_eq!(scores.len(), 6);
+        let measured: Vec<f64> = scores
+            .values()
+            .filter_map(|s| s["score"].as_f64())
+            .collect();
+        assert!(measured.len() >= 2, "{}", item["id"]);
+        let mean = measured.iter().sum::<f64>() / measured.len() as f64;
+        assert!(
+            (mean - overall).abs() < 0.01,
+            "overall is the mean of the measured scores"
+        );
+        for s in scores.values() {
+            assert!(s["description"].is_string() && s["details"].is_string());
+        }
+        assert!(e["measured"]["measured_at"].is_string());
+        assert!(e["measured"]["backtest"]["sharpe_ratio"].is_number());
+    }
+}

@@ -1,6 +1,7 @@
 //! Black-box tests: the real router on a free port, called over HTTP.
 
 mod admin;
+mod backtest;
 mod catalog;
 mod enhanced_ml;
 mod ensemble;
@@ -11,3 +12,4 @@ mod networks;
 mod ops;
 mod optimizer;
 mod production;
+mod tracking;

@@ -133,7 +133,8 @@ pub struct Blend {
 /// What one learner made of the series.
 struct Outcome {
     window: Result<Vec<f64>, String>,
-    latest: Result<f64, String>,
+    /// The latest close's forecast, then the later rows'.
+    latest: Result<Vec<f64>, String>,
 }
 
 fn split(rows: &[Row]) -> (Vec<Vec<f64>>, Vec<f64>) {
@@ -143,6 +144,17 @@ fn split(rows: &[Row]) -> (Vec<Vec<f64>>, Vec<f64>) {
 /// Fits the ensemble to the newest [`MAX_CLOSES`] of `closes` and forecasts
 /// `params.horizon` periods on.
 pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelError> {
+    blend_ahead(closes, &[], params).map(|(blend, _)| blend)
+}
+
+/// [`blend`], and the fitted blend's forecasts from `later` feature rows
+/// (of closes after the last one fitted to, for walk-forward tests), with
+/// the same learners and weights.
+pub fn blend_ahead(
+    closes: &[f64],
+    later: &[Vec<f64>],
+    params: &EnsembleParams,
+) -> Result<(Blend, Vec<f64>), ModelError> {
     let closes = &closes[closes.len().saturating_sub(MAX_CLOSES)..];
     if closes.len() < params.min_closes() {
         return Err(ModelError::InsufficientData(format!(
@@ -161,7 +173,8 @@ pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelErro
     let (train_x, train_y) = split(&rows[..training_end]);
     let (window_x, window_y) = split(&rows[window_start..]);
     let (all_x, all_y) = split(&rows);
-    let latest = vec![features::at(closes, closes.len() - 1).to_vec()];
+    let mut latest = vec![features::at(closes, closes.len() - 1).to_vec()];
+    latest.extend_from_slice(later);
 
     // Ten fits (each learner before the window and on all rows), one
     // thread each, so the slowest learner's two fits run side by side.
@@ -186,7 +199,7 @@ pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelErro
         fits.into_iter()
             .map(|(window, latest)| Outcome {
                 window: joined(window),
-                latest: joined(latest).map(|f| f[0]),
+                latest: joined(latest),
             })
             .collect()
     });
@@ -197,14 +210,19 @@ pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelErro
     let mut kept = Vec::new();
     for (learner, outcome) in Learner::ALL.into_iter().zip(outcomes) {
         match (outcome.window, outcome.latest) {
-            (Ok(window), Ok(latest)) if latest.is_finite() => kept.push((learner, window, latest)),
+            (Ok(window), Ok(latest)) if latest.iter().all(|f| f.is_finite()) => {
+                kept.push((learner, window, latest))
+            }
             (Err(reason), _) | (_, Err(reason)) => failed.push(Excluded {
                 name: learner.name().into(),
                 reason,
             }),
             (Ok(_), Ok(bad)) => failed.push(Excluded {
                 name: learner.name().into(),
-                reason: format!("non-finite forecast ({bad})"),
+                reason: format!(
+                    "non-finite forecast ({})",
+                    bad.iter().find(|f| !f.is_finite()).unwrap_or(&f64::NAN)
+                ),
             }),
         }
     }
@@ -235,7 +253,15 @@ pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelErro
         .map(|((learner, _, latest), &weight)| Member {
             learner: *learner,
             weight,
-            forecast: *latest,
+            forecast: latest[0],
+        })
+        .collect();
+    let ahead: Vec<f64> = (1..latest.len())
+        .map(|k| {
+            kept.iter()
+                .zip(&weights)
+                .map(|((_, _, forecasts), weight)| weight * forecasts[k])
+                .sum()
         })
         .collect();
     let predicted_return: f64 = members.iter().map(|m| m.weight * m.forecast).sum();
@@ -270,7 +296,7 @@ pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelErro
         1.0
     };
 
-    Ok(Blend {
+    let blend = Blend {
         members,
         failed,
         predicted_return,
@@ -280,7 +306,8 @@ pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelErro
         closes_used: closes.len(),
         training_rows: all_x.len(),
         training_seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((blend, ahead))
 }
 
 /// The served ensemble: bounded concurrent fits, cached by params and data.
@@ -338,6 +365,35 @@ impl Predictor for AdaptiveEnsemble {
             .unwrap_or_default()
             .min_closes();
         needed.max(LOOKBACK)
+    }
+
+    /// Fitted to the [`LOOKBACK`] closes up to `fit_at`, as a request naming
+    /// a symbol would be.
+    fn forecast_ahead(
+        &self,
+        closes: &[f64],
+        fit_at: usize,
+        at: std::ops::Range<usize>,
+        params: &Value,
+    ) -> Result<Vec<f64>, ModelError> {
+        let p = EnsembleParams::from_params(params)?;
+        let history = &closes[(fit_at + 1).saturating_sub(LOOKBACK.max(p.min_closes()))..=fit_at];
+        let later: Vec<Vec<f64>> = at
+            .clone()
+            .filter(|&t| t > fit_at)
+            .map(|t| features::at(&closes[..=t], t).to_vec())
+            .collect();
+        let (b, ahead) = blend_ahead(history, &later, &p)?;
+        let mut ahead = ahead.into_iter();
+        Ok(at
+            .map(|t| {
+                if t > fit_at {
+                    ahead.next().unwrap_or(f64::NAN)
+                } else {
+                    b.predicted_return
+                }
+            })
+            .collect())
     }
 
     fn predict(

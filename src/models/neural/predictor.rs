@@ -8,6 +8,7 @@
 //! [`super::metrics::Calibration`]); `validation` reports the held-out test
 //! years from the model card.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -126,12 +127,13 @@ impl NeuralPredictor {
         self
     }
 
-    /// Fits (or reuses a fit of) the network to `closes` and forecasts from it.
-    fn predict_fitted(
+    /// The network fitted (or a cached fit) to `closes` per `params`; the
+    /// bool says whether it came from the cache.
+    fn fit_to(
         &self,
         closes: &[f64],
         params: &Value,
-    ) -> Result<Map<String, Value>, ModelError> {
+    ) -> Result<(Arc<super::fit::Fitted>, FitParams, bool), ModelError> {
         let fp = FitParams::from_params(params, self.sequence_length())?;
         if closes.len() < fp.min_closes() {
             return Err(ModelError::InsufficientData(format!(
@@ -156,6 +158,16 @@ impl NeuralPredictor {
         let (fitted, cached) =
             self.fitter
                 .fit(self.info.name, architecture, &self.network, closes, &fp)?;
+        Ok((fitted, fp, cached))
+    }
+
+    /// Fits (or reuses a fit of) the network to `closes` and forecasts from it.
+    fn predict_fitted(
+        &self,
+        closes: &[f64],
+        params: &Value,
+    ) -> Result<Map<String, Value>, ModelError> {
+        let (fitted, fp, cached) = self.fit_to(closes, params)?;
         let (inputs, scale) = latest(closes, fp.sequence_length)
             .ok_or_else(|| ModelError::Failed("no window to forecast from".into()))?;
         let output = infer(&fitted.network, &inputs)?;
@@ -275,9 +287,61 @@ impl NeuralPredictor {
     }
 }
 
+/// Next-period return forecasts of `network` from each `t` in `at`, each
+/// from the `sequence_length` returns up to `closes[t]` only.
+fn forecasts_at(
+    network: &Network,
+    closes: &[f64],
+    sequence_length: usize,
+    horizon: usize,
+    at: Range<usize>,
+) -> Result<Vec<f64>, ModelError> {
+    let windows = at
+        .map(|t| {
+            latest(&closes[..=t], sequence_length).ok_or_else(|| {
+                ModelError::InsufficientData(format!(
+                    "a forecast needs {} prices before it, got {}",
+                    sequence_length + 1,
+                    t + 1
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs: Vec<&[f32]> = windows.iter().map(|(w, _)| w.as_slice()).collect();
+    let outputs = network
+        .predict(&inputs)
+        .map_err(|e| ModelError::Failed(format!("inference failed: {e}")))?;
+    Ok(outputs
+        .iter()
+        .zip(&windows)
+        .map(|(&output, (_, scale))| unscale(output, *scale, horizon).exp_m1())
+        .collect())
+}
+
 impl Predictor for NeuralPredictor {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    fn forecast_ahead(
+        &self,
+        closes: &[f64],
+        fit_at: usize,
+        at: Range<usize>,
+        params: &Value,
+    ) -> Result<Vec<f64>, ModelError> {
+        if wants_fit(params)? {
+            let (fitted, fp, _) = self.fit_to(&closes[..=fit_at], params)?;
+            return forecasts_at(&fitted.network, closes, fp.sequence_length, fp.horizon, at);
+        }
+        self.check_params(params)?;
+        forecasts_at(
+            &self.network,
+            closes,
+            self.sequence_length(),
+            self.card.horizon,
+            at,
+        )
     }
 
     fn lookback(&self, params: &Value) -> usize {

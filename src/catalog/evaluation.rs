@@ -1,0 +1,225 @@
+//! The catalog's `evaluation` of a model: scores from 0 to 10, each a
+//! fixed formula of what `tickcast evaluate` measured on the held-out years
+//! (see docs/evaluation.md). A score nothing measures is `null`, says so,
+//! and is left out of `overall_score`.
+
+use serde_json::{json, Value};
+
+use crate::models::evaluation::{Measurements, ModelMeasurement};
+
+/// The scores' names, in the legacy order.
+pub const SCORES: [&str; 6] = [
+    "risk_return",
+    "data_quality",
+    "model_logic",
+    "code_quality",
+    "testing_validation",
+    "governance_compliance",
+];
+
+/// Held-out samples at which testing_validation's sample factor is full.
+const FULL_SAMPLES: f64 = 20_000.0;
+/// Stocks at which its breadth factor is full.
+const FULL_STOCKS: f64 = 20.0;
+
+fn clamp10(x: f64) -> f64 {
+    (x.clamp(0.0, 10.0) * 100.0).round() / 100.0
+}
+
+/// 5 + 5 x (strategy Sharpe - benchmark Sharpe): 5 means no better than
+/// the benchmark, each 0.2 of annual Sharpe is a point.
+pub fn risk_return(m: &ModelMeasurement) -> f64 {
+    clamp10(5.0 + 5.0 * (m.backtest.sharpe_ratio - m.backtest.benchmark_sharpe_ratio))
+}
+
+/// 5 + 100 x (accuracy - always-up accuracy) + 100 x (1 - RMSE ratio):
+/// 5 means no edge over forecasting a rise or no change; each percentage
+/// point of either edge is a point.
+pub fn model_logic(m: &ModelMeasurement) -> Option<f64> {
+    let h = m.held_out.as_ref()?;
+    Some(clamp10(
+        5.0 + 100.0 * (h.directional_accuracy - h.always_up_accuracy)
+            + 100.0 * (1.0 - h.rmse_ratio),
+    ))
+}
+
+/// 10 x min(1, log10(samples) / log10(20 000)) x min(1, stocks / 20):
+/// how much held-out evidence stands behind the other scores.
+pub fn testing_validation(m: &ModelMeasurement) -> f64 {
+    let (samples, stocks) = match &m.held_out {
+        Some(h) => (h.samples, h.stocks),
+        None => (m.backtest.days, m.backtest.stocks),
+    };
+    let depth = ((samples.max(1) as f64).log10() / FULL_SAMPLES.log10()).min(1.0);
+    let breadth = (stocks as f64 / FULL_STOCKS).min(1.0);
+    clamp10(10.0 * depth * breadth)
+}
+
+fn score(value: Option<f64>, description: &str, details: String) -> Value {
+    json!({ "score": value, "description": description, "details": details })
+}
+
+/// The `evaluation` object of `model`, from `measurements` when it was
+/// measured.
+pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Value {
+    let measured = measurements.and_then(|all| all.models.get(model).map(|m| (all, m)));
+    let Some((all, m)) = measured else {
+        let why = match measurements {
+            None => "no measurements file was loaded (run `tickcast evaluate`)".to_string(),
+            Some(_) => format!("`tickcast evaluate` did not measure {model}"),
+        };
+        let detailed: serde_json::Map<String, Value> = SCORES
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    score(None, "not measured", format!("Not measured: {why}.")),
+                )
+            })
+            .collect();
+        return json!({
+            "overall_score": null,
+            "detailed_scores": detailed,
+            "measured": null,
+            "details": format!("No score: {why}."),
+        });
+    };
+    let b = &m.backtest;
+    let not_measured = |what: &str| {
+        score(
+            None,
+            what,
+            "Not measured by `tickcast evaluate`; left out of overall_score.".into(),
+        )
+    };
+    let model_logic_score = model_logic(m);
+    let model_logic_value = match &m.held_out {
+        Some(h) => score(
+            model_logic_score,
+            "Forecast edge over the naive forecasts on held-out data",
+            format!(
+                "5 + 100 x (directional accuracy {:.4} - always-up {:.4}) + 100 x (1 - RMSE ratio {:.4}), clamped to 0..10",
+                h.directional_accuracy, h.always_up_accuracy, h.rmse_ratio
+            ),
+        ),
+        None => not_measured("Forecast edge over the naive forecasts (forecasters only)"),
+    };
+    let (samples, stocks) = m
+        .held_out
+        .as_ref()
+        .map_or((b.days, b.stocks), |h| (h.samples, h.stocks));
+    let detailed = json!({
+        "risk_return": score(
+            Some(risk_return(m)),
+            "Backtest Sharpe ratio against its benchmark on the held-out period",
+            format!(
+                "5 + 5 x (Sharpe {:.3} - benchmark Sharpe {:.3}), clamped to 0..10; {}",
+                b.sharpe_ratio, b.benchmark_sharpe_ratio, b.strategy
+            ),
+        ),
+        "data_quality": not_measured("Quality of the data the model reads"),
+        "model_logic": model_logic_value,
+        "code_quality": not_measured("Quality of the model's code"),
+        "testing_validation": score(
+            Some(testing_validation(m)),
+            "Held-out evidence behind the scores",
+            format!(
+                "10 x min(1, log10({samples} samples) / log10(20000)) x min(1, {stocks} stocks / 20)"
+            ),
+        ),
+        "governance_compliance": not_measured("Governance and compliance review"),
+    });
+    let scored: Vec<f64> = SCORES
+        .iter()
+        .filter_map(|name| detailed[name]["score"].as_f64())
+        .collect();
+    let overall = clamp10(scored.iter().sum::<f64>() / scored.len().max(1) as f64);
+    let left_out: Vec<&str> = SCORES
+        .iter()
+        .copied()
+        .filter(|name| detailed[name]["score"].is_null())
+        .collect();
+    json!({
+        "overall_score": overall,
+        "detailed_scores": detailed,
+        "measured": {
+            "measured_at": all.measured_at,
+            "period": all.period,
+            "version": m.version,
+            "held_out": m.held_out,
+            "backtest": b,
+        },
+        "details": format!(
+            "Mean of the {} measured scores, measured {} by `{}` over {}; not measured and left out: {}.",
+            scored.len(),
+            all.measured_at,
+            all.command,
+            all.period,
+            left_out.join(", ")
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::evaluation::{BacktestSummary, HeldOutSummary, MEASUREMENTS_SCHEMA};
+
+    fn measured(accuracy: f64, rmse_ratio: f64, sharpe: f64) -> Measurements {
+        let m = ModelMeasurement {
+            version: "v1".into(),
+            held_out: Some(HeldOutSummary {
+                samples: 20_000,
+                stocks: 20,
+                directional_accuracy: accuracy,
+                always_up_accuracy: 0.52,
+                rmse_ratio,
+                mae: 0.01,
+            }),
+            backtest: BacktestSummary {
+                strategy: "test".into(),
+                stocks: 20,
+                days: 1008,
+                sharpe_ratio: sharpe,
+                benchmark_sharpe_ratio: 0.5,
+                total_return: 0.1,
+                benchmark_total_return: 0.2,
+                max_drawdown: 0.3,
+                benchmark_max_drawdown: 0.35,
+            },
+        };
+        Measurements {
+            schema_version: MEASUREMENTS_SCHEMA,
+            measured_at: "2026-01-01".into(),
+            command: "tickcast evaluate".into(),
+            period: "2019-01-01..2022-12-31".into(),
+            models: [("m".to_string(), m)].into(),
+        }
+    }
+
+    #[test]
+    fn no_edge_scores_five_and_edges_move_the_scores() {
+        let none = measured(0.52, 1.0, 0.5);
+        let e = evaluation("m", Some(&none));
+        assert_eq!(e["detailed_scores"]["model_logic"]["score"], 5.0);
+        assert_eq!(e["detailed_scores"]["risk_return"]["score"], 5.0);
+        assert_eq!(e["detailed_scores"]["testing_validation"]["score"], 10.0);
+        // Three measured scores: (5 + 5 + 10) / 3.
+        assert_eq!(e["overall_score"], 6.67);
+        assert!(e["detailed_scores"]["code_quality"]["score"].is_null());
+        let better = measured(0.53, 0.99, 0.7);
+        let e = evaluation("m", Some(&better));
+        assert_eq!(e["detailed_scores"]["model_logic"]["score"], 7.0);
+        assert_eq!(e["detailed_scores"]["risk_return"]["score"], 6.0);
+        assert_eq!(e["measured"]["measured_at"], "2026-01-01");
+    }
+
+    #[test]
+    fn unmeasured_models_have_no_scores_and_say_why() {
+        let e = evaluation("other", Some(&measured(0.5, 1.0, 0.5)));
+        assert!(e["overall_score"].is_null());
+        assert!(e["details"].as_str().unwrap().contains("did not measure"));
+        let e = evaluation("m", None);
+        assert!(e["overall_score"].is_null());
+    }
+}

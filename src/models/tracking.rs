@@ -1,0 +1,373 @@
+//! Live performance: every forecast served for a symbol is kept (bounded)
+//! until the data layer delivers the close it forecast, then scored.
+//!
+//! A forecast made from the close of day `d` with horizon `h` is scored
+//! against the `h`-th daily bar after `d`: actual return = that close /
+//! the forecast's current price - 1; a hit when forecast and actual have
+//! the same sign (a zero is a miss), error = |forecast - actual|. The same
+//! model, symbol, day and horizon are tracked once, however often asked.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+/// A forecast the service answered with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    pub model: String,
+    pub model_version: String,
+    pub symbol: String,
+    pub made_at: DateTime<Utc>,
+    /// Date of the last close the forecast was made from.
+    pub as_of: NaiveDate,
+    pub horizon: usize,
+    pub current_price: f64,
+    pub predicted_return: f64,
+    pub confidence: f64,
+}
+
+/// A forecast with its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scored {
+    #[serde(flatten)]
+    pub forecast: Forecast,
+    pub target_date: NaiveDate,
+    pub actual_return: f64,
+    pub hit: bool,
+    pub abs_error: f64,
+    pub scored_at: DateTime<Utc>,
+}
+
+/// One model's rolling record.
+#[derive(Debug, Default)]
+struct Record {
+    recent: VecDeque<Scored>,
+    scored: u64,
+    hits: u64,
+    abs_error_sum: f64,
+    last_updated: Option<DateTime<Utc>>,
+}
+
+/// The ensemble's weights as served for one forecast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightsSnapshot {
+    pub symbol: String,
+    pub at: DateTime<Utc>,
+    pub weights: BTreeMap<String, f64>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Waiting forecasts by symbol.
+    pending: HashMap<String, VecDeque<Forecast>>,
+    pending_count: usize,
+    dropped: u64,
+    records: BTreeMap<String, Record>,
+    weights: VecDeque<WeightsSnapshot>,
+}
+
+/// Bounded store of served forecasts and their scores.
+pub struct Tracker {
+    state: Mutex<State>,
+    capacity: usize,
+    window: usize,
+    weights_kept: usize,
+}
+
+/// One model's live figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelPerformance {
+    /// Forecasts scored since start.
+    pub scored: u64,
+    /// Forecasts waiting for their target close.
+    pub pending: usize,
+    /// Over the last `window` scored forecasts.
+    pub hit_rate: Option<f64>,
+    pub mae: Option<f64>,
+    pub window: usize,
+    pub window_count: usize,
+    /// Since start.
+    pub hit_rate_all: Option<f64>,
+    pub mae_all: Option<f64>,
+    pub last_updated: Option<DateTime<Utc>>,
+    /// The newest scored forecasts, newest first (at most 10).
+    pub latest: Vec<Scored>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub models: BTreeMap<String, ModelPerformance>,
+    pub pending: usize,
+    /// Forecasts dropped unscored because the store was full.
+    pub dropped: u64,
+    pub capacity: usize,
+    /// The newest ensemble weights first.
+    pub ensemble_weights: Vec<WeightsSnapshot>,
+}
+
+impl Tracker {
+    /// Keeps at most `capacity` waiting forecasts (dropping the oldest) and
+    /// rolling figures over the last `window` scored per model.
+    pub fn new(capacity: usize, window: usize) -> Self {
+        Tracker {
+            state: Mutex::default(),
+            capacity: capacity.max(1),
+            window: window.max(1),
+            weights_kept: 100,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `forecast` until its target close arrives.
+    pub fn record(&self, forecast: Forecast) {
+        if !forecast.predicted_return.is_finite() || forecast.current_price <= 0.0 {
+            return;
+        }
+        let mut state = self.state();
+        let queue = state.pending.entry(forecast.symbol.clone()).or_default();
+        let same = |f: &Forecast| {
+            f.model == forecast.model && f.as_of == forecast.as_of && f.horizon == forecast.horizon
+        };
+        if queue.iter().any(same) {
+            return;
+        }
+        metrics::counter!("tickcast_predictions_tracked_total", "model" => forecast.model.clone())
+            .increment(1);
+        queue.push_back(forecast);
+        state.pending_count += 1;
+        while state.pending_count > self.capacity {
+            // Drop the oldest forecast of all.
+            let oldest = state
+                .pending
+                .iter()
+                .filter_map(|(s, q)| q.front().map(|f| (f.made_at, s.clone())))
+                .min();
+            let Some((_, symbol)) = oldest else { break };
+            if let Some(q) = state.pending.get_mut(&symbol) {
+                q.pop_front();
+                if q.is_empty() {
+                    state.pending.remove(&symbol);
+                }
+            }
+            state.pending_count -= 1;
+            state.dropped += 1;
+        }
+        metrics::gauge!("tickcast_predictions_pending").set(state.pending_count as f64);
+    }
+
+    /// Keeps the ensemble's weights as served (the newest 100).
+    pub fn record_weights(&self, snapshot: WeightsSnapshot) {
+        for (learner, w) in &snapshot.weights {
+            metrics::gauge!("tickcast_ensemble_weight", "learner" => learner.clone()).set(*w);
+        }
+        let mut state = self.state();
+        state.weights.push_back(snapshot);
+        while state.weights.len() > self.weights_kept {
+            state.weights.pop_front();
+        }
+    }
+
+    /// Scores the waiting forecasts for `symbol` that `bars` (daily
+    /// closes, oldest first) now reach.
+    pub fn observe(&self, symbol: &str, bars: &[(NaiveDate, f64)]) {
+        let mut state = self.state();
+        let Some(queue) = state.pending.get_mut(symbol) else {
+            return;
+        };
+        let now = Utc::now();
+        let mut scored = Vec::new();
+        queue.retain(|f| {
+            let after = bars.partition_point(|(d, _)| *d <= f.as_of);
+            match bars.get(after + f.horizon - 1) {
+                // The bars must reach back to the forecast day, or bars in
+                // between could be missing from them.
+                Some(&(target_date, close)) if after > 0 => {
+                    let actual = close / f.current_price - 1.0;
+                    scored.push(Scored {
+                        forecast: f.clone(),
+                        target_date,
+                        actual_return: actual,
+                        hit: f.predicted_return * actual > 0.0,
+                        abs_error: (f.predicted_return - actual).abs(),
+                        scored_at: now,
+                    });
+                    false
+                }
+                _ => true,
+            }
+        });
+        if queue.is_empty() {
+            state.pending.remove(symbol);
+        }
+        state.pending_count -= scored.len();
+        metrics::gauge!("tickcast_predictions_pending").set(state.pending_count as f64);
+        for s in scored {
+            let model = s.forecast.model.clone();
+            let record = state.records.entry(model.clone()).or_default();
+            record.scored += 1;
+            record.hits += u64::from(s.hit);
+            record.abs_error_sum += s.abs_error;
+            record.last_updated = Some(now);
+            record.recent.push_back(s);
+            while record.recent.len() > self.window {
+                record.recent.pop_front();
+            }
+            let (hit_rate, mae) = rolling(&record.recent);
+            metrics::counter!("tickcast_predictions_scored_total", "model" => model.clone())
+                .increment(1);
+            metrics::gauge!("tickcast_prediction_hit_rate", "model" => model.clone()).set(hit_rate);
+            metrics::gauge!("tickcast_prediction_mae", "model" => model).set(mae);
+        }
+    }
+
+    pub fn report(&self) -> Report {
+        let state = self.state();
+        let mut pending_by_model: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in state.pending.values().flatten() {
+            *pending_by_model.entry(f.model.as_str()).or_default() += 1;
+        }
+        let mut names: Vec<&str> = state.records.keys().map(String::as_str).collect();
+        names.extend(pending_by_model.keys().copied());
+        names.sort_unstable();
+        names.dedup();
+        let models = names
+            .into_iter()
+            .map(|name| {
+                let empty = Record::default();
+                let r = state.records.get(name).unwrap_or(&empty);
+                let (hit_rate, mae) = rolling(&r.recent);
+                let has_recent = !r.recent.is_empty();
+                let all = (r.scored > 0).then_some(r.scored as f64);
+                let perf = ModelPerformance {
+                    scored: r.scored,
+                    pending: pending_by_model.get(name).copied().unwrap_or(0),
+                    hit_rate: has_recent.then_some(hit_rate),
+                    mae: has_recent.then_some(mae),
+                    window: self.window,
+                    window_count: r.recent.len(),
+                    hit_rate_all: all.map(|n| r.hits as f64 / n),
+                    mae_all: all.map(|n| r.abs_error_sum / n),
+                    last_updated: r.last_updated,
+                    latest: r.recent.iter().rev().take(10).cloned().collect(),
+                };
+                (name.to_string(), perf)
+            })
+            .collect();
+        Report {
+            models,
+            pending: state.pending_count,
+            dropped: state.dropped,
+            capacity: self.capacity,
+            ensemble_weights: state.weights.iter().rev().cloned().collect(),
+        }
+    }
+}
+
+impl crate::market::HistoryObserver for Tracker {
+    fn observe(&self, symbol: &str, history: &crate::market::History) {
+        let bars: Vec<(NaiveDate, f64)> = history
+            .candles
+            .iter()
+            .map(|c| (c.date(), c.close))
+            .collect();
+        Tracker::observe(self, symbol, &bars);
+    }
+}
+
+/// Hit rate and mean absolute error of `scored` (0 when empty).
+fn rolling(scored: &VecDeque<Scored>) -> (f64, f64) {
+    let n = scored.len().max(1) as f64;
+    (
+        scored.iter().filter(|s| s.hit).count() as f64 / n,
+        scored.iter().map(|s| s.abs_error).sum::<f64>() / n,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 3, d).unwrap()
+    }
+
+    fn forecast(model: &str, as_of: u32, predicted: f64) -> Forecast {
+        Forecast {
+            model: model.into(),
+            model_version: "v1".into(),
+            symbol: "ABC".into(),
+            made_at: Utc::now(),
+            as_of: day(as_of),
+            horizon: 1,
+            current_price: 100.0,
+            predicted_return: predicted,
+            confidence: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_forecast_is_scored_once_its_next_close_arrives() {
+        let t = Tracker::new(100, 50);
+        t.record(forecast("m", 4, 0.01));
+        t.record(forecast("m", 4, 0.02)); // same day again: tracked once
+        t.record(forecast("n", 4, -0.01));
+        // Data up to the forecast day: nothing to score yet.
+        t.observe("ABC", &[(day(1), 99.0), (day(4), 100.0)]);
+        let r = t.report();
+        assert_eq!((r.pending, r.models["m"].scored), (2, 0));
+        // The next close rises 2 %.
+        t.observe("ABC", &[(day(4), 100.0), (day(5), 102.0), (day(6), 90.0)]);
+        let r = t.report();
+        assert_eq!(r.pending, 0);
+        let m = &r.models["m"];
+        assert_eq!((m.scored, m.hit_rate, m.window_count), (1, Some(1.0), 1));
+        assert!((m.mae.unwrap() - 0.01).abs() < 1e-12);
+        assert_eq!(m.latest[0].target_date, day(5));
+        let n = &r.models["n"];
+        assert_eq!(n.hit_rate, Some(0.0));
+        assert!((n.mae_all.unwrap() - 0.03).abs() < 1e-12);
+    }
+
+    #[test]
+    fn other_symbols_and_older_data_leave_forecasts_waiting() {
+        let t = Tracker::new(100, 50);
+        t.record(forecast("m", 4, 0.01));
+        t.observe("XYZ", &[(day(4), 1.0), (day(5), 2.0)]);
+        t.observe("ABC", &[(day(1), 1.0), (day(2), 2.0)]);
+        assert_eq!(t.report().pending, 1);
+    }
+
+    #[test]
+    fn the_store_is_bounded_and_drops_the_oldest() {
+        let t = Tracker::new(2, 50);
+        for d in 1..=3 {
+            t.record(forecast("m", d, 0.01));
+        }
+        let r = t.report();
+        assert_eq!((r.pending, r.dropped), (2, 1));
+        // The forecast of day 1 was dropped: day 2's next close scores day 2 only.
+        t.observe("ABC", &[(day(2), 100.0), (day(3), 101.0)]);
+        assert_eq!(t.report().models["m"].scored, 1);
+    }
+
+    #[test]
+    fn rolling_figures_cover_the_window_only() {
+        let t = Tracker::new(100, 2);
+        let bars: Vec<(NaiveDate, f64)> = (1..=5).map(|d| (day(d), 100.0 + d as f64)).collect();
+        // Three misses then... all forecasts say down while prices rise.
+        for d in 1..=3 {
+            t.record(forecast("m", d, -0.01));
+        }
+        t.record(forecast("m", 4, 0.5));
+        t.observe("ABC", &bars);
+        let m = &t.report().models["m"];
+        assert_eq!((m.scored, m.window_count), (4, 2));
+        assert_eq!(m.hit_rate, Some(0.5));
+        assert_eq!(m.hit_rate_all, Some(0.25));
+    }
+}

@@ -1,0 +1,364 @@
+//! Walk-forward backtests of any served predictor.
+//!
+//! The test days are cut into blocks of `retrain_every` days. At the first
+//! day of each block the model is fitted with the closes up to that day
+//! (networks keep their pretrained weights unless `params.fit = "series"`),
+//! then forecasts the next day's return from each day of the block with the
+//! closes up to that day. [`super::backtest::run`] trades those forecasts:
+//! the forecast made at day `t` sets the position over day `t + 1`.
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::backtest::{self, BacktestError, Performance, Rules};
+use super::{ModelError, Predictor};
+
+/// How the backtest trades and refits, from the request's `params`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// Trading days between refits.
+    pub retrain_every: usize,
+    pub threshold: f64,
+    pub allow_short: bool,
+    pub transaction_cost_bps: f64,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            retrain_every: 21,
+            threshold: 0.0,
+            allow_short: false,
+            transaction_cost_bps: 10.0,
+        }
+    }
+}
+
+fn number_in(params: &Value, key: &str, range: (f64, f64)) -> Result<Option<f64>, ModelError> {
+    let Some(v) = params.get(key).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    match v.as_f64() {
+        Some(x) if (range.0..=range.1).contains(&x) => Ok(Some(x)),
+        _ => Err(ModelError::InvalidInput(format!(
+            "params.{key} must be a number from {} to {}, got {v}",
+            range.0, range.1
+        ))),
+    }
+}
+
+impl Plan {
+    pub fn from_params(params: &Value) -> Result<Self, ModelError> {
+        let mut plan = Plan::default();
+        if let Some(v) = params.get("retrain_every").filter(|v| !v.is_null()) {
+            plan.retrain_every = v
+                .as_u64()
+                .filter(|n| (1..=504).contains(n))
+                .ok_or_else(|| {
+                    ModelError::InvalidInput(format!(
+                        "params.retrain_every must be an integer from 1 to 504 (trading days), got {v}"
+                    ))
+                })? as usize;
+        }
+        if let Some(t) = number_in(params, "threshold", (0.0, 0.1))? {
+            plan.threshold = t;
+        }
+        if let Some(c) = number_in(params, "transaction_cost_bps", (0.0, 100.0))? {
+            plan.transaction_cost_bps = c;
+        }
+        if let Some(v) = params.get("allow_short").filter(|v| !v.is_null()) {
+            plan.allow_short = v.as_bool().ok_or_else(|| {
+                ModelError::InvalidInput(format!(
+                    "params.allow_short must be true or false, got {v}"
+                ))
+            })?;
+        }
+        // Positions are held one day, so the forecast must be of one day.
+        for key in ["prediction_horizon", "horizon"] {
+            if let Some(v) = params.get(key).filter(|v| !v.is_null()) {
+                if !(v.as_u64() == Some(1) || v.as_str() == Some("1_period")) {
+                    return Err(ModelError::InvalidInput(format!(
+                        "params.{key} {v}: a backtest trades next-day forecasts, so the horizon is 1"
+                    )));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    pub fn rules(&self) -> Rules {
+        Rules {
+            threshold: self.threshold,
+            allow_short: self.allow_short,
+            cost: self.transaction_cost_bps / 10_000.0,
+        }
+    }
+}
+
+/// A finished walk-forward backtest.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalkForward {
+    #[serde(flatten)]
+    pub performance: Performance,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    /// Forecasts the model made (one per traded day).
+    pub forecasts: usize,
+    /// Times the model was fitted.
+    pub refits: usize,
+    pub seconds: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Backtest(#[from] BacktestError),
+    #[error("the backtest ran out of its {budget:?} time budget after {done} of {total} days; try a shorter period or a larger retrain_every")]
+    OutOfTime {
+        budget: Duration,
+        done: usize,
+        total: usize,
+    },
+}
+
+/// Every forecast for days `start..` of `closes`, made block by block; the
+/// model is handed only the closes up to each block's last forecast day.
+pub fn forecasts(
+    model: &dyn Predictor,
+    closes: &[f64],
+    start: usize,
+    params: &Value,
+    plan: &Plan,
+    deadline: Option<(Instant, Duration)>,
+) -> Result<(Vec<f64>, usize), WalkError> {
+    // The last close has no next day to trade.
+    let last = closes.len().saturating_sub(1);
+    let mut out = Vec::with_capacity(last.saturating_sub(start));
+    let mut refits = 0;
+    let mut block = start;
+    while block < last {
+        if let Some((deadline, budget)) = deadline {
+            if Instant::now() > deadline {
+                return Err(WalkError::OutOfTime {
+                    budget,
+                    done: out.len(),
+                    total: last - start,
+                });
+            }
+        }
+        let end = (block + plan.retrain_every).min(last);
+        let block_forecasts = model.forecast_ahead(&closes[..end], block, block..end, params)?;
+        if block_forecasts.len() != end - block || block_forecasts.iter().any(|f| !f.is_finite()) {
+            return Err(ModelError::Failed(format!(
+                "{} made {} forecasts (some not finite) for {} days",
+                model.info().name,
+                block_forecasts.len(),
+                end - block
+            ))
+            .into());
+        }
+        out.extend(block_forecasts);
+        refits += 1;
+        block = end;
+    }
+    Ok((out, refits))
+}
+
+/// Backtests `model` over `days[start..]`, the earlier days serving as the
+/// model's history. `budget` bounds the time spent forecasting.
+pub fn run(
+    model: &dyn Predictor,
+    days: &[(NaiveDate, f64)],
+    start: usize,
+    params: &Value,
+    plan: &Plan,
+    budget: Option<Duration>,
+) -> Result<WalkForward, WalkError> {
+    let started = Instant::now();
+    if days.len() < start + 2 {
+        return Err(BacktestError::TooShort(days.len().saturating_sub(start)).into());
+    }
+    let closes: Vec<f64> = days.iter().map(|d| d.1).collect();
+    let deadline = budget.map(|b| (started + b, b));
+    let (made, refits) = forecasts(model, &closes, start, params, plan, deadline)?;
+    let mut signal: Vec<Option<f64>> = made.iter().copied().map(Some).collect();
+    signal.push(None); // the last day's forecast has no day to trade
+    let performance = backtest::run(&days[start..], &signal, &plan.rules())?;
+    Ok(WalkForward {
+        performance,
+        first_day: days[start].0,
+        last_day: days[days.len() - 1].0,
+        forecasts: made.len(),
+        refits,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::backtest::tests::alternating;
+    use crate::models::{InputType, ModelInfo, ModelInput};
+    use serde_json::{json, Map};
+
+    /// Forecasts that the last move reverses: a perfect model of an
+    /// alternating series, from past closes only.
+    struct Reversal {
+        info: ModelInfo,
+    }
+
+    impl Reversal {
+        fn new() -> Self {
+            Reversal {
+                info: ModelInfo {
+                    name: "reversal",
+                    category: "test",
+                    description: "forecasts minus the last return",
+                    input_type: InputType::PriceSeries,
+                    output_type: "price_prediction",
+                    complexity: "low",
+                    latency: "low",
+                },
+            }
+        }
+    }
+
+    impl Predictor for Reversal {
+        fn info(&self) -> &ModelInfo {
+            &self.info
+        }
+        fn lookback(&self, _: &Value) -> usize {
+            2
+        }
+        fn predict(&self, _: &ModelInput, _: &Value) -> Result<Map<String, Value>, ModelError> {
+            unreachable!("backtests call forecast_ahead")
+        }
+        fn forecast_ahead(
+            &self,
+            closes: &[f64],
+            fit_at: usize,
+            at: std::ops::Range<usize>,
+            _: &Value,
+        ) -> Result<Vec<f64>, ModelError> {
+            assert_eq!(closes.len(), at.end, "handed closes past the block");
+            assert_eq!(fit_at, at.start);
+            Ok(at.map(|t| -(closes[t] / closes[t - 1] - 1.0)).collect())
+        }
+    }
+
+    #[test]
+    fn a_model_of_the_pattern_captures_every_rise_net_of_costs() {
+        // Days 1..=10 traded (day 0 is history). Day 1 rose, so the model is
+        // flat over day 2's fall, long over day 3's rise, and so on: four
+        // rises held, four entries and four exits at 10 bps each.
+        let days = alternating(11);
+        let plan = Plan {
+            retrain_every: 3,
+            ..Plan::default()
+        };
+        let w = run(&Reversal::new(), &days, 1, &json!({}), &plan, None).unwrap();
+        let expected = (1.1f64 - 0.001).powi(4) * (1.0f64 - 0.001).powi(4) - 1.0;
+        assert!(
+            (w.performance.total_return - expected).abs() < 1e-12,
+            "{} vs {expected}",
+            w.performance.total_return
+        );
+        assert_eq!(w.performance.trades, 8);
+        assert_eq!(w.performance.hit_rate, 1.0);
+        assert_eq!((w.forecasts, w.refits), (9, 3));
+        // Shorting the falls too: every day after the first is captured.
+        let short = Plan {
+            allow_short: true,
+            transaction_cost_bps: 0.0,
+            ..plan
+        };
+        let w = run(&Reversal::new(), &days, 1, &json!({}), &short, None).unwrap();
+        assert!((w.performance.total_return - (1.1f64.powi(9) - 1.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_exhausted_budget_stops_the_walk() {
+        let days = alternating(50);
+        let plan = Plan {
+            retrain_every: 1,
+            ..Plan::default()
+        };
+        let err = run(
+            &Reversal::new(),
+            &days,
+            1,
+            &json!({}),
+            &plan,
+            Some(Duration::ZERO),
+        )
+        .unwrap_err();
+        assert!(matches!(err, WalkError::OutOfTime { .. }), "{err}");
+    }
+
+    #[test]
+    fn bad_plans_are_refused() {
+        for bad in [
+            json!({"retrain_every": 0}),
+            json!({"threshold": -0.1}),
+            json!({"transaction_cost_bps": "ten"}),
+            json!({"allow_short": 1}),
+            json!({"horizon": 5}),
+        ] {
+            assert!(Plan::from_params(&bad).is_err(), "{bad}");
+        }
+        let p = Plan::from_params(&json!({"allow_short": true, "retrain_every": 5})).unwrap();
+        assert!(p.allow_short && p.retrain_every == 5);
+        assert_eq!(p.rules().cost, 0.001);
+    }
+
+    /// Shuffles the closes after `cut` (a deterministic permutation).
+    fn shuffled_after(closes: &[f64], cut: usize) -> Vec<f64> {
+        let mut out = closes.to_vec();
+        let tail = &mut out[cut + 1..];
+        tail.reverse();
+        tail.rotate_left(tail.len() / 3);
+        out
+    }
+
+    #[test]
+    fn no_served_predictor_sees_past_the_day_it_forecasts_from() {
+        let table = crate::market::dataset::embedded().unwrap();
+        let closes: Vec<f64> = table["AAPL"].iter().map(|b| b.close).collect();
+        let closes = &closes[closes.len() - 330..];
+        let start = 270;
+        let plan = Plan {
+            retrain_every: 21,
+            ..Plan::default()
+        };
+        let registry = crate::models::served();
+        for name in [
+            "lstm_predictor",
+            "transformer_predictor",
+            "adaptive_ensemble",
+        ] {
+            let model = registry.get(name).unwrap();
+            let (base, _) =
+                forecasts(model.as_ref(), closes, start, &json!({}), &plan, None).unwrap();
+            // Cut inside the first block and at the end of it: the forecasts
+            // up to the cut never change.
+            for cut in [start + 7, start + 20] {
+                let moved = shuffled_after(closes, cut);
+                assert_ne!(moved[cut + 1..], closes[cut + 1..]);
+                let (after, _) =
+                    forecasts(model.as_ref(), &moved, start, &json!({}), &plan, None).unwrap();
+                let upto = cut - start + 1;
+                assert_eq!(base[..upto], after[..upto], "{name} at cut {cut}");
+                assert_ne!(
+                    base[upto..],
+                    after[upto..],
+                    "{name}: the shuffle changed nothing"
+                );
+            }
+        }
+    }
+}
