@@ -28,6 +28,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub backtest: BacktestSettings,
     pub tracking: TrackingSettings,
+    pub auth: AuthSettings,
     pub market: MarketSettings,
     pub yahoo: crate::market::yahoo::YahooSettings,
     pub fyers: FyersSettings,
@@ -41,6 +42,9 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     pub body_limit_bytes: usize,
     pub cors_allowed_origins: Vec<String>,
+    /// `ADDR:PORT` to serve `/metrics` on instead of the main port; empty:
+    /// the main port.
+    pub metrics_address: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +92,42 @@ pub struct ModelSettings {
     pub fit_time_budget_secs: u64,
     /// Fitted networks kept for repeated requests.
     pub fit_cache_capacity: u64,
+}
+
+/// Access control for `/api/*` (off while `api_keys` is empty).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub api_keys: Vec<ApiKeySettings>,
+    /// Each caller's rate (by API key, else by client IP); `per_second = 0`
+    /// turns it off.
+    pub quota: CallerQuota,
+}
+
+/// One API key: its SHA-256 (hex) or the environment variable holding it,
+/// never the key itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    /// Who the key belongs to; subscriptions are kept under this name.
+    pub owner: String,
+    #[serde(default)]
+    pub sha256: String,
+    #[serde(default)]
+    pub env: String,
+    /// A gateway calling for its users: its `X-User-Id` names the user.
+    #[serde(default)]
+    pub trusted_gateway: bool,
+    /// This key's own rate, instead of `auth.quota`.
+    #[serde(default)]
+    pub quota: Option<CallerQuota>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerQuota {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 /// `POST /api/catalog/backtest`.
@@ -413,6 +453,13 @@ impl Settings {
             .bind
             .parse::<std::net::IpAddr>()
             .map_err(|e| ConfigError::key("server.bind", format!("{:?}: {e}", self.server.bind)))?;
+        let metrics = self.server.metrics_address.trim();
+        if !metrics.is_empty() && metrics.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::key(
+                "server.metrics_address",
+                format!("{metrics:?} is not ADDR:PORT"),
+            ));
+        }
         if self.server.cors_allowed_origins.is_empty() {
             return Err(ConfigError::key(
                 "server.cors_allowed_origins",

@@ -39,6 +39,8 @@ pub struct AppState {
     pub tracker: Arc<Tracker>,
     /// Finished backtests, and the limit on running ones.
     pub backtests: Arc<FitCache<serde_json::Value>>,
+    /// API keys and per-caller rate limits.
+    pub access: Arc<crate::api::auth::Access>,
 }
 
 impl AppState {
@@ -152,6 +154,14 @@ impl AppState {
             settings.backtest.queue,
             settings.backtest.cache_capacity,
         ));
+        let access =
+            crate::api::auth::Access::new(&settings.auth, |name| std::env::var(name).ok())?;
+        if access.requires_keys() {
+            tracing::info!(
+                keys = settings.auth.api_keys.len(),
+                "API keys required on /api/*"
+            );
+        }
         if settings.ec2_probe_wanted() {
             spawn_environment_probe(&settings, Arc::clone(&market));
         }
@@ -167,6 +177,7 @@ impl AppState {
             measurements,
             tracker,
             backtests,
+            access: Arc::new(access),
         })
     }
 }
@@ -201,6 +212,8 @@ fn spawn_environment_probe(settings: &Settings, market: Arc<DataManager>) {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// `server.metrics_address`, when metrics have their own listener.
+    metrics: Option<TcpListener>,
     state: AppState,
 }
 
@@ -219,16 +232,29 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (server.bind / server.port)"))?;
+        let metrics =
+            match state.settings.server.metrics_address.trim() {
+                "" => None,
+                address => Some(TcpListener::bind(address).await.with_context(|| {
+                    format!("cannot listen on {address} (server.metrics_address)")
+                })?),
+            };
         let router = crate::api::router(state.clone());
         Ok(Application {
             listener,
             router,
+            metrics,
             state,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `/metrics` is served when it has its own listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -241,7 +267,18 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let ready = Arc::clone(&self.state.ready);
-        axum::serve(self.listener, self.router)
+        if let Some(listener) = self.metrics {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, crate::api::ops::metrics_router()).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
+        // Peer addresses key the per-IP rate limit.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 ready.store(false, Ordering::Release);

@@ -56,7 +56,9 @@ fn strip_axum_prefix(text: &str) -> &str {
         .map_or(text, |(_, rest)| rest)
 }
 
-/// Who is calling, for per-caller state: the `X-User-Id` header, else `default`.
+/// Who is calling, for per-caller state. With API keys: the key's owner
+/// (a trusted gateway's `X-User-Id` names its user instead). Without: the
+/// `X-User-Id` header, else `default`.
 pub struct CallerId(pub String);
 
 const MAX_CALLER_ID_LEN: usize = 128;
@@ -65,8 +67,13 @@ impl<S: Send + Sync> FromRequestParts<S> for CallerId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let keyed = parts.extensions.get::<super::auth::Caller>();
+        if let Some(caller) = keyed.filter(|c| !c.trusted_gateway) {
+            return Ok(CallerId(caller.owner.clone()));
+        }
         let Some(raw) = parts.headers.get("x-user-id") else {
-            return Ok(CallerId("default".to_string()));
+            let fallback = keyed.map_or("default", |c| c.owner.as_str());
+            return Ok(CallerId(fallback.to_string()));
         };
         let id = raw
             .to_str()

@@ -2,6 +2,7 @@
 //! stack. Handlers parse, call the domain and shape the contract's JSON.
 
 pub mod admin;
+pub mod auth;
 pub mod catalog;
 pub mod enhanced_ml;
 pub mod extract;
@@ -35,7 +36,7 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&server.cors_allowed_origins);
 
     Router::new()
-        .merge(ops::router())
+        .merge(ops::router(server.metrics_address.trim().is_empty()))
         .merge(production::router())
         .merge(enhanced_ml::router())
         .merge(catalog::router())
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         // Innermost first: each `layer` wraps everything above it.
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(middleware::map_response(json_error_bodies))
         .layer(middleware::from_fn(record_http_metrics))
         .layer(CompressionLayer::new())

@@ -11,11 +11,21 @@ use serde_json::{json, Value};
 
 use crate::startup::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Liveness, readiness and (unless it has its own address) metrics.
+pub fn router(with_metrics: bool) -> Router<AppState> {
+    let router = Router::new()
         .route("/healthz", get(liveness))
-        .route("/readyz", get(readiness))
-        .route("/metrics", get(prometheus))
+        .route("/readyz", get(readiness));
+    if with_metrics {
+        router.route("/metrics", get(prometheus))
+    } else {
+        router
+    }
+}
+
+/// `/metrics` alone, for `server.metrics_address`.
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(prometheus))
 }
 
 /// The process is up and serving HTTP.

@@ -1,6 +1,7 @@
 //! Black-box tests: the real router on a free port, called over HTTP.
 
 mod admin;
+mod auth;
 mod backtest;
 mod catalog;
 mod enhanced_ml;

@@ -1,0 +1,287 @@
+//! Access control for `/api/*`: API keys (compared by SHA-256 in constant
+//! time) and per-caller rate limits. Off while no key is configured, so the
+//! legacy clients, which send no credentials, keep working.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, Request, Response};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{AuthSettings, CallerQuota};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Who made a request that presented an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub owner: String,
+    pub trusted_gateway: bool,
+}
+
+struct Key {
+    sha256: [u8; 32],
+    caller: Caller,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+/// The configured keys and limits.
+pub struct Access {
+    keys: Vec<Key>,
+    /// Callers without a key, by client IP.
+    by_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    requests: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("auth.api_keys[{index}] ({owner}): {reason}")]
+pub struct AccessError {
+    index: usize,
+    owner: String,
+    reason: String,
+}
+
+fn quota(q: CallerQuota) -> Option<Quota> {
+    let rate = NonZeroU32::new(q.per_second)?;
+    let burst = NonZeroU32::new(q.burst).unwrap_or(rate);
+    Some(Quota::per_second(rate).allow_burst(burst))
+}
+
+fn digest(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
+}
+
+fn parse_hex(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Access {
+    /// Resolves the keys (reading `env` references now) and builds the
+    /// limiters. `env` looks up environment variables.
+    pub fn new(
+        settings: &AuthSettings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, AccessError> {
+        let mut keys = Vec::with_capacity(settings.api_keys.len());
+        for (index, k) in settings.api_keys.iter().enumerate() {
+            let err = |reason: String| AccessError {
+                index,
+                owner: k.owner.clone(),
+                reason,
+            };
+            if k.owner.trim().is_empty() {
+                return Err(err("owner is empty".into()));
+            }
+            let sha256 = match (k.sha256.trim().is_empty(), k.env.trim().is_empty()) {
+                (false, true) => parse_hex(&k.sha256)
+                    .ok_or_else(|| err("sha256 must be 64 hexadecimal digits".into()))?,
+                (true, false) => {
+                    let key = env(k.env.trim())
+                        .filter(|v| !v.is_empty())
+                        .ok_or_else(|| err(format!("environment variable {} is not set", k.env)))?;
+                    digest(key.as_bytes())
+                }
+                _ => return Err(err("give exactly one of sha256 or env".into())),
+            };
+            keys.push(Key {
+                sha256,
+                caller: Caller {
+                    owner: k.owner.trim().to_string(),
+                    trusted_gateway: k.trusted_gateway,
+                },
+                limiter: quota(k.quota.unwrap_or(settings.quota)).map(RateLimiter::direct),
+            });
+        }
+        let by_ip = if keys.is_empty() {
+            quota(settings.quota).map(RateLimiter::keyed)
+        } else {
+            None
+        };
+        Ok(Access {
+            keys,
+            by_ip,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    pub fn requires_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The key's caller; every configured key is compared, in constant time.
+    fn caller_for(&self, presented: &str) -> Option<&Key> {
+        let hash = digest(presented.as_bytes());
+        let mut found = None;
+        for key in &self.keys {
+            if bool::from(key.sha256.ct_eq(&hash)) {
+                found = Some(key);
+            }
+        }
+        found
+    }
+}
+
+/// The key from `Authorization: Bearer` or `X-API-Key`.
+fn presented_key(req: &Request<Body>) -> Option<&str> {
+    let headers = req.headers();
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// Routes open whatever is configured: ops polls health, and admin routes
+/// have their own token.
+fn is_open(path: &str) -> bool {
+    !path.starts_with("/api/")
+        || path.starts_with("/api/admin/")
+        || path == "/api/production_api/health"
+}
+
+fn limited(wait: std::time::Duration) -> ApiError {
+    ApiError::RateLimited {
+        message: format!(
+            "rate limit reached; retry in {:.1} s",
+            wait.as_secs_f64().max(0.1)
+        ),
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    }
+}
+
+/// Checks the key and the caller's rate; puts the [`Caller`] in the
+/// request's extensions.
+pub async fn guard(
+    State(state): State<AppState>,
+    mut req: Request<Body>,
+    next: Next,
+) -> Response<Body> {
+    let access = &state.access;
+    if is_open(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let clock = DefaultClock::default();
+    if access.requires_keys() {
+        let Some(key) = presented_key(&req).and_then(|k| access.caller_for(k)) else {
+            let mut response = ApiError::Unauthorized(
+                "an API key is required: send Authorization: Bearer <key> or X-API-Key: <key>"
+                    .into(),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        };
+        if let Some(Err(not_until)) = key.limiter.as_ref().map(|l| l.check()) {
+            return limited(not_until.wait_time_from(clock.now())).into_response();
+        }
+        req.extensions_mut().insert(key.caller.clone());
+    } else if let Some(by_ip) = &access.by_ip {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(ip) = ip {
+            if let Err(not_until) = by_ip.check_key(&ip) {
+                return limited(not_until.wait_time_from(clock.now())).into_response();
+            }
+            // Forget idle addresses now and then, so the map stays bounded.
+            if access.requests.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                by_ip.retain_recent();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ApiKeySettings;
+
+    fn settings(keys: Vec<ApiKeySettings>) -> AuthSettings {
+        AuthSettings {
+            api_keys: keys,
+            quota: CallerQuota {
+                per_second: 0,
+                burst: 0,
+            },
+        }
+    }
+
+    fn key(owner: &str, sha256: &str, env: &str) -> ApiKeySettings {
+        ApiKeySettings {
+            owner: owner.into(),
+            sha256: sha256.into(),
+            env: env.into(),
+            trusted_gateway: false,
+            quota: None,
+        }
+    }
+
+    #[test]
+    fn keys_match_by_hash_or_environment_variable() {
+        // sha256("test")
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let access = Access::new(
+            &settings(vec![key("alice", hash, ""), key("bob", "", "BOB_KEY")]),
+            |name| (name == "BOB_KEY").then(|| "bobs-secret".to_string()),
+        )
+        .unwrap();
+        assert_eq!(access.caller_for("test").unwrap().caller.owner, "alice");
+        assert_eq!(
+            access.caller_for("bobs-secret").unwrap().caller.owner,
+            "bob"
+        );
+        assert!(access.caller_for("tes").is_none());
+        assert!(access.caller_for(hash).is_none(), "the hash is not the key");
+    }
+
+    #[test]
+    fn bad_key_entries_stop_startup_with_the_reason() {
+        for (bad, reason) in [
+            (key("a", "abc", ""), "64 hexadecimal"),
+            (key("a", "", "UNSET_VARIABLE"), "not set"),
+            (key("a", "", ""), "exactly one"),
+            (key(" ", "", "X"), "owner is empty"),
+        ] {
+            let err = Access::new(&settings(vec![bad]), |_| None).err().unwrap();
+            assert!(err.to_string().contains(reason), "{err}");
+        }
+    }
+
+    #[test]
+    fn open_routes_are_ops_admin_and_provider_health() {
+        for open in [
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/api/production_api/health",
+            "/api/admin/market_data_provider",
+        ] {
+            assert!(is_open(open), "{open}");
+        }
+        assert!(!is_open("/api/catalog/models"));
+        assert!(!is_open("/api/production_api/portfolio_data"));
+    }
+}
