@@ -36,6 +36,9 @@ enum Command {
         #[arg(long)]
         model: Option<String>,
     },
+    /// Exit 0 if the service on this machine's server.port answers /healthz
+    /// (the container's HEALTHCHECK).
+    Healthcheck,
     /// Measure every pretrained model on the held-out years and write the report.
     Evaluate {
         /// Where to write the Markdown report.
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(settings)),
+        Command::Healthcheck => runtime.block_on(healthcheck(&settings)),
         Command::Train { out, model } => train(&out, model.as_deref()),
         Command::Evaluate { out, measurements } => evaluate(&settings, &out, &measurements),
     };
@@ -212,6 +216,23 @@ fn evaluate(
     std::fs::write(measurements_out, json)
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", measurements_out.display()))?;
     eprintln!("wrote {}", measurements_out.display());
+    Ok(())
+}
+
+async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{}/healthz", settings.server.port);
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
     Ok(())
 }
 
