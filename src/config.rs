@@ -45,6 +45,11 @@ pub struct ServerSettings {
     /// `ADDR:PORT` to serve `/metrics` on instead of the main port; empty:
     /// the main port.
     pub metrics_address: String,
+    /// A connection that has not sent a whole request head within this is
+    /// closed (slow clients, idle keep-alive connections).
+    pub header_read_timeout_secs: u64,
+    /// Open connections beyond this are closed at once.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -404,6 +409,11 @@ impl Settings {
             self.models.fit_time_budget_secs,
         )?;
         positive("models.fit_cache_capacity", self.models.fit_cache_capacity)?;
+        positive(
+            "server.header_read_timeout_secs",
+            self.server.header_read_timeout_secs,
+        )?;
+        positive("server.max_connections", self.server.max_connections as u64)?;
         positive("backtest.time_budget_secs", self.backtest.time_budget_secs)?;
         positive("backtest.concurrency", self.backtest.concurrency as u64)?;
         positive("backtest.cache_capacity", self.backtest.cache_capacity)?;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -274,16 +275,95 @@ impl Application {
                 }
             });
         }
-        // Peer addresses key the per-IP rate limit.
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                ready.store(false, Ordering::Release);
-                tracing::info!("shutting down: finishing in-flight requests");
-            })
-            .await
+        let server = &self.state.settings.server;
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+            max_connections: server.max_connections,
+        };
+        serve_connections(self.listener, self.router, limits, async move {
+            shutdown.await;
+            ready.store(false, Ordering::Release);
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
+        Ok(())
     }
+}
+
+/// What one peer may hold of the server.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
+
+/// The accept loop (axum's `serve` has no header read timeout): HTTP/1 and
+/// HTTP/2 per connection, each connection's peer address for the per-IP
+/// rate limit, and graceful shutdown.
+async fn serve_connections(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::{Service, ServiceExt};
+
+    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_read_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            metrics::counter!("tickcast_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(service) = make_service.call(peer).await;
+        let service = hyper_util::service::TowerToHyperService::new(service.map_request(
+            |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+        ));
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // hyper's timeout starts with the first byte (the protocol is
+            // sniffed before it), so a silent connection is timed here.
+            let mut first = [0u8; 1];
+            let spoke = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first));
+            if !matches!(spoke.await, Ok(Ok(n)) if n > 0) {
+                drop(permit);
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! Black-box tests: the real router on a free port, called over HTTP.
 
+mod abuse;
 mod admin;
 mod auth;
 mod backtest;
