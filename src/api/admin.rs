@@ -2,23 +2,22 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::ApiJson;
+use super::schema;
 use crate::error::ApiError;
 use crate::market::{fyers, yahoo};
 use crate::startup::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/admin/market_data_provider",
-        get(current_provider).post(switch_provider),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(current_provider, switch_provider))
 }
 
 /// Proof that the caller sent the configured admin token.
@@ -61,6 +60,7 @@ fn answer(state: &AppState) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(get, path = "/api/admin/market_data_provider", tag = "admin", security(("admin_token" = [])), responses((status = 200, body = schema::ProviderResponse), (status = 401, description = "no or wrong admin token", body = schema::ErrorBody), (status = 403, description = "no admin token configured", body = schema::ErrorBody)))]
 async fn current_provider(_: Admin, State(state): State<AppState>) -> Json<Value> {
     answer(&state)
 }
@@ -74,6 +74,7 @@ struct Switch {
     access_token: Option<SecretString>,
 }
 
+#[utoipa::path(post, path = "/api/admin/market_data_provider", tag = "admin", security(("admin_token" = [])), request_body = schema::ProviderSwitchBody, responses((status = 200, body = schema::ProviderResponse), (status = "4XX", description = "bad input, wrong content type", body = schema::ErrorBody), (status = 401, description = "no or wrong admin token", body = schema::ErrorBody), (status = 403, description = "no admin token configured", body = schema::ErrorBody)))]
 async fn switch_provider(
     _: Admin,
     State(state): State<AppState>,

@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, CallerId, SymbolList};
+use super::schema;
 use crate::catalog::evaluation::evaluation;
 use crate::catalog::listing::{Listing, Subscription};
 use crate::catalog::returns::{trailing_return, MONTH_TRADING_DAYS};
@@ -24,29 +26,32 @@ use crate::startup::AppState;
 /// Symbols fetched at once for returns.
 const FETCH_CONCURRENCY: usize = 8;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/catalog/agents", get(agents))
-        .route("/api/catalog/models", get(models))
-        .route("/api/catalog/enhanced_models", get(enhanced_models))
-        .route("/api/catalog/subscriptions", get(subscriptions))
-        .route("/api/catalog/subscribe", post(subscribe))
-        .route("/api/catalog/unsubscribe", post(unsubscribe))
-        .route("/api/catalog/stocks", get(stocks))
-        .route("/api/catalog/past_month_return", post(past_month_return))
-        .route("/api/catalog/backtest", post(backtest))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(agents))
+        .routes(routes!(models))
+        .routes(routes!(enhanced_models))
+        .routes(routes!(subscriptions))
+        .routes(routes!(subscribe))
+        .routes(routes!(unsubscribe))
+        .routes(routes!(stocks))
+        .routes(routes!(past_month_return))
+        .routes(routes!(backtest))
 }
 
+#[utoipa::path(get, path = "/api/catalog/agents", tag = "catalog", responses((status = 200, body = schema::AgentsResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn agents(State(state): State<AppState>) -> Json<Value> {
     let agents = &state.catalog.agents;
     Json(json!({ "success": true, "agents": agents, "total": agents.len() }))
 }
 
+#[utoipa::path(get, path = "/api/catalog/models", tag = "catalog", responses((status = 200, body = schema::ModelsResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn models(State(state): State<AppState>) -> Json<Value> {
     let items = served_models(&state, Listing::Models);
     Json(json!({ "success": true, "total": items.len(), "models": items }))
 }
 
+#[utoipa::path(get, path = "/api/catalog/enhanced_models", tag = "catalog", responses((status = 200, body = schema::EnhancedModelsResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn enhanced_models(State(state): State<AppState>) -> Json<Value> {
     let items = served_models(&state, Listing::EnhancedModels);
     Json(json!({ "success": true, "total": items.len(), "enhanced_models": items }))
@@ -85,6 +90,7 @@ fn served_models(state: &AppState, listing: Listing) -> Vec<Value> {
         .collect()
 }
 
+#[utoipa::path(get, path = "/api/catalog/subscriptions", tag = "catalog", params(("X-User-Id" = Option<String>, Header, description = "caller without API keys (default `default`)")), responses((status = 200, body = schema::SubscriptionsResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn subscriptions(
     State(state): State<AppState>,
     CallerId(user): CallerId,
@@ -122,6 +128,7 @@ impl SubscriptionChange {
     }
 }
 
+#[utoipa::path(post, path = "/api/catalog/subscribe", tag = "catalog", request_body = schema::SubscriptionChangeBody, params(("X-User-Id" = Option<String>, Header, description = "caller without API keys (default `default`)")), responses((status = 200, body = schema::SubscriptionsResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn subscribe(
     State(state): State<AppState>,
     CallerId(user): CallerId,
@@ -149,6 +156,7 @@ async fn subscribe(
     Ok(Json(json!({ "success": true, "subscriptions": subs })))
 }
 
+#[utoipa::path(post, path = "/api/catalog/unsubscribe", tag = "catalog", request_body = schema::SubscriptionChangeBody, params(("X-User-Id" = Option<String>, Header, description = "caller without API keys (default `default`)")), responses((status = 200, body = schema::SubscriptionsResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn unsubscribe(
     State(state): State<AppState>,
     CallerId(user): CallerId,
@@ -159,11 +167,13 @@ async fn unsubscribe(
     Ok(Json(json!({ "success": true, "subscriptions": subs })))
 }
 
+#[utoipa::path(get, path = "/api/catalog/stocks", tag = "catalog", responses((status = 200, body = schema::StocksResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn stocks(State(state): State<AppState>) -> Json<Value> {
     let stocks = state.market.mapper().stocks();
     Json(json!({ "success": true, "stocks": stocks, "total": stocks.len() }))
 }
 
+#[utoipa::path(post, path = "/api/catalog/past_month_return", tag = "catalog", request_body = schema::SymbolsRequest, responses((status = 200, body = schema::ReturnsResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn past_month_return(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SymbolList>,
@@ -240,6 +250,7 @@ fn period_days(period: &str) -> Option<usize> {
 
 /// Walk-forward backtest of a served predictor on a stock's daily closes
 /// from the data layer (see `models::walkforward`).
+#[utoipa::path(post, path = "/api/catalog/backtest", tag = "catalog", request_body = schema::BacktestBody, responses((status = 200, body = schema::BacktestResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn backtest(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<BacktestRequest>,

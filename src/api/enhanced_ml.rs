@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::ApiJson;
+use super::schema;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::market::{Interval, Span};
@@ -23,19 +25,17 @@ use crate::startup::AppState;
 /// Most models one batch may name.
 const MAX_BATCH_MODELS: usize = 16;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/enhanced_ml_models/list", get(list))
-        .route(
-            "/api/enhanced_ml_models/predict/{model_name}",
-            post(predict),
-        )
-        .route("/api/enhanced_ml_models/batch_predict", post(batch_predict))
-        .route("/api/enhanced_ml_models/performance", get(performance))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(predict))
+        .routes(routes!(batch_predict))
+        .routes(routes!(performance))
 }
 
 /// Live figures of the forecasts served for symbols, scored as their
 /// target closes arrived.
+#[utoipa::path(get, path = "/api/enhanced_ml_models/performance", tag = "enhanced_ml_models", responses((status = 200, body = schema::PerformanceResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn performance(State(state): State<AppState>) -> Json<Value> {
     let report = state.tracker.report();
     Json(json!({
@@ -107,6 +107,7 @@ fn track(
     }
 }
 
+#[utoipa::path(get, path = "/api/enhanced_ml_models/list", tag = "enhanced_ml_models", responses((status = 200, body = schema::ModelList)))]
 async fn list(State(state): State<AppState>) -> Json<Value> {
     let metadata: BTreeMap<&str, _> = state.registry.infos().map(|i| (i.name, i)).collect();
     Json(json!({
@@ -136,6 +137,7 @@ struct BatchRequest {
     request: PredictRequest,
 }
 
+#[utoipa::path(post, path = "/api/enhanced_ml_models/predict/{model_name}", tag = "enhanced_ml_models", params(("model_name" = String, Path, description = "a served model, e.g. lstm_predictor", example = "lstm_predictor")), request_body = schema::PredictBody, responses((status = 200, body = schema::Prediction), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn predict(
     State(state): State<AppState>,
     Path(model_name): Path<String>,
@@ -146,6 +148,7 @@ async fn predict(
         .map(|m| Json(Value::Object(m)))
 }
 
+#[utoipa::path(post, path = "/api/enhanced_ml_models/batch_predict", tag = "enhanced_ml_models", request_body = schema::BatchBody, responses((status = 200, body = schema::BatchResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn batch_predict(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<BatchRequest>,

@@ -8,6 +8,7 @@ pub mod enhanced_ml;
 pub mod extract;
 pub mod ops;
 pub mod production;
+pub mod schema;
 
 use std::any::Any;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -35,12 +37,9 @@ pub fn router(state: AppState) -> Router {
     let body_limit = server.body_limit_bytes;
     let cors = cors_layer(&server.cors_allowed_origins);
 
-    Router::new()
-        .merge(ops::router(server.metrics_address.trim().is_empty()))
-        .merge(production::router())
-        .merge(enhanced_ml::router())
-        .merge(catalog::router())
-        .merge(admin::router())
+    let (routes, spec) = documented_routes(server.metrics_address.trim().is_empty());
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -66,6 +65,56 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "tickcast",
+        description = "Stock price predictions, portfolio optimisation, backtests and market data behind the legacy JSON API. Errors are `{success: false, error, code}` with real status codes.",
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "enhanced_ml_models", description = "Predictors and the portfolio optimiser"),
+        (name = "production_api", description = "Market data layer"),
+        (name = "catalog", description = "Agents, models, subscriptions, stocks, returns, backtests"),
+        (name = "admin", description = "Operator switches (admin token)"),
+        (name = "ops", description = "Liveness, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// API keys (when `auth.api_keys` is configured) and the admin token.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route with its OpenAPI entry: routes are only added through
+/// `utoipa_axum::routes!`, which takes both from the handler's annotation.
+pub fn documented_routes(with_metrics: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::router(with_metrics))
+        .merge(production::router())
+        .merge(enhanced_ml::router())
+        .merge(catalog::router())
+        .merge(admin::router())
+        .split_for_parts()
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -159,4 +208,38 @@ async fn record_http_metrics(req: Request<Body>, next: Next) -> Response<Body> {
     metrics::histogram!("tickcast_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    /// Routes added with a plain `Router::route` would be served without a
+    /// spec entry; only the separate metrics listener may.
+    #[test]
+    fn routes_are_only_added_with_their_openapi_entry() {
+        let files = [
+            ("admin.rs", include_str!("admin.rs")),
+            ("auth.rs", include_str!("auth.rs")),
+            ("catalog.rs", include_str!("catalog.rs")),
+            ("enhanced_ml.rs", include_str!("enhanced_ml.rs")),
+            ("extract.rs", include_str!("extract.rs")),
+            ("mod.rs", include_str!("mod.rs")),
+            ("ops.rs", include_str!("ops.rs")),
+            ("production.rs", include_str!("production.rs")),
+        ];
+        let plain_route = concat!(".", "route(");
+        for (name, text) in files {
+            let allowed = usize::from(name == "ops.rs"); // metrics_router
+            assert_eq!(
+                text.matches(plain_route).count(),
+                allowed,
+                "{name} adds a route without its OpenAPI entry; use utoipa_axum::routes!"
+            );
+        }
+        let entries = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/api")).unwrap();
+        assert_eq!(
+            entries.count(),
+            files.len() + 1,
+            "a new api file: add it above"
+        ); // + schema.rs
+    }
 }

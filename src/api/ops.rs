@@ -5,19 +5,21 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::schema;
 use crate::startup::AppState;
 
 /// Liveness, readiness and (unless it has its own address) metrics.
-pub fn router(with_metrics: bool) -> Router<AppState> {
-    let router = Router::new()
-        .route("/healthz", get(liveness))
-        .route("/readyz", get(readiness));
+pub fn router(with_metrics: bool) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new()
+        .routes(routes!(liveness))
+        .routes(routes!(readiness));
     if with_metrics {
-        router.route("/metrics", get(prometheus))
+        router.routes(routes!(prometheus))
     } else {
         router
     }
@@ -25,15 +27,17 @@ pub fn router(with_metrics: bool) -> Router<AppState> {
 
 /// `/metrics` alone, for `server.metrics_address`.
 pub fn metrics_router() -> Router {
-    Router::new().route("/metrics", get(prometheus))
+    Router::new().route("/metrics", axum::routing::get(prometheus))
 }
 
 /// The process is up and serving HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = schema::Status)))]
 async fn liveness() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Data is loaded and requests can be answered.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = schema::Status), (status = 503, body = schema::ErrorBody)))]
 async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
@@ -49,6 +53,7 @@ async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 
 /// Prometheus text format: provider calls and latency, cache hits and
 /// misses, HTTP requests by route and status.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn prometheus() -> Response {
     match crate::telemetry::metrics_handle() {
         Some(handle) => (

@@ -3,23 +3,26 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, SymbolList};
+use super::schema;
 use crate::error::ApiError;
 use crate::market::local;
 use crate::startup::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/production_api/health", get(health))
-        .route("/api/production_api/portfolio_data", post(portfolio_data))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(portfolio_data))
 }
 
-/// Reads counters only; never calls a provider.
+/// Data-layer health for ops pollers. Reads counters only; never calls a provider.
+#[utoipa::path(get, path = "/api/production_api/health", tag = "production_api", responses((status = 200, body = schema::HealthResponse)))]
 async fn health(State(state): State<AppState>) -> Json<Value> {
     let h = state.market.health().await;
     let now = Utc::now().to_rfc3339();
@@ -41,6 +44,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(post, path = "/api/production_api/portfolio_data", tag = "production_api", request_body = schema::SymbolsRequest, responses((status = 200, body = schema::PortfolioDataResponse), (status = "4XX", description = "Bad input, unknown model or symbol, too little data, rate limited", body = schema::ErrorBody), (status = "5XX", description = "No data provider, busy or timed out", body = schema::ErrorBody)))]
 async fn portfolio_data(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SymbolList>,

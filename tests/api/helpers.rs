@@ -34,6 +34,17 @@ impl TestApp {
         read(resp).await
     }
 
+    /// A GET answered with text (metrics, scripts), read whole.
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        resp.text().await.expect("body read")
+    }
+
     pub async fn get_as(&self, user: &str, path: &str) -> (u16, Value) {
         let resp = self
             .client

@@ -11,6 +11,7 @@ mod environment;
 mod errors;
 mod helpers;
 mod networks;
+mod openapi;
 mod ops;
 mod optimizer;
 mod production;

@@ -108,15 +108,7 @@ async fn forecasts_are_scored_when_the_next_close_arrives() {
         assert!(p["last_updated"].is_string());
     }
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     for line in [
         "tickcast_predictions_scored_total{model=\"lstm_predictor\"}",
         "tickcast_prediction_hit_rate{model=\"adaptive_ensemble\"}",

@@ -8,13 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 scenario=${1:-portfolio_data}
 [ -f "tests/load/$scenario.lua" ] || { echo "no scenario tests/load/$scenario.lua" >&2; exit 2; }
-cargo build --release -q
-state=$(mktemp -d)
-TICKCAST_MARKET__PROVIDERS='["local"]' TICKCAST_CATALOG__SUBSCRIPTIONS_DB="$state/subs.db" \
-  TICKCAST_LOG__LEVEL=warn ./target/release/tickcast --port 8181 &
-pid=$!
-trap 'kill $pid; rm -rf "$state"' EXIT
-sleep 1
+. tests/load/serve.sh
+start_service 8181
 # Warm the quote cache, then load.
 curl -s -XPOST localhost:8181/api/production_api/portfolio_data -H 'Content-Type: application/json' \
   -d '{"symbols": ["AAPL", "MSFT", "JNJ", "KO", "XOM", "JPM", "PG", "WMT", "PEP", "MRK"]}' > /dev/null
