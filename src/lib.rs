@@ -4,6 +4,7 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod market;
 pub mod models;

@@ -36,6 +36,15 @@ enum Command {
         #[arg(long)]
         model: Option<String>,
     },
+    /// Run the legacy demo's scenarios against a service and print a report.
+    Demo {
+        /// The service to call.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Start a service in this process on the local data instead.
+        #[arg(long)]
+        in_process: bool,
+    },
     /// Exit 0 if the service on this machine's server.port answers /healthz
     /// (the container's HEALTHCHECK).
     Healthcheck,
@@ -88,6 +97,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(settings)),
         Command::Healthcheck => runtime.block_on(healthcheck(&settings)),
+        Command::Demo { url, in_process } => runtime.block_on(demo(settings, url, in_process)),
         Command::Train { out, model } => train(&out, model.as_deref()),
         Command::Evaluate { out, measurements } => evaluate(&settings, &out, &measurements),
     };
@@ -216,6 +226,33 @@ fn evaluate(
     std::fs::write(measurements_out, json)
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", measurements_out.display()))?;
     eprintln!("wrote {}", measurements_out.display());
+    Ok(())
+}
+
+async fn demo(mut settings: Settings, url: String, in_process: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let url = if in_process {
+        // Local data only, a free port, state in a scratch directory.
+        let scratch = std::env::temp_dir().join(format!("tickcast-demo-{}", std::process::id()));
+        settings.server.bind = "127.0.0.1".into();
+        settings.server.port = 0;
+        settings.market.providers = vec![tickcast::config::ProviderName::Local];
+        settings.catalog.subscriptions_db = scratch.join("subscriptions.sqlite3");
+        let app = Application::build(settings).await?;
+        let address = app.local_addr()?;
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        format!("http://{address}")
+    } else {
+        url
+    };
+    let progress = std::io::stderr().is_terminal();
+    let outcome = tickcast::demo::run(&url, &mut std::io::stdout(), progress).await?;
+    anyhow::ensure!(
+        outcome.failed.is_empty(),
+        "{} of {} scenarios failed",
+        outcome.failed.len(),
+        outcome.failed.len() + outcome.passed.len()
+    );
     Ok(())
 }
 
