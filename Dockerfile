@@ -31,8 +31,8 @@ ENV TICKCAST_SERVER__BIND=0.0.0.0 \
     TICKCAST_LOG__FORMAT=json
 USER 65532:65532
 EXPOSE 8080
-# Subscriptions (SQLite) and the user's price files.
-VOLUME ["/app/state", "/app/data/prices"]
+# Config (mount your own over it), subscriptions (SQLite) and price files.
+VOLUME ["/app/config", "/app/state", "/app/data/prices"]
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD ["/app/tickcast", "healthcheck"]
 ENTRYPOINT ["/app/tickcast"]
