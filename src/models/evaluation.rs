@@ -70,6 +70,13 @@ pub fn evaluate_network(
     })
 }
 
+/// The first and last target dates of the held-out period.
+fn test_dates() -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let day =
+        |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("TEST is YYYY-MM-DD");
+    (day(TEST.0), day(TEST.1))
+}
+
 /// Closes the ensemble is fitted to for each held-out forecast, as the
 /// service fetches for a symbol.
 pub const ENSEMBLE_HISTORY: usize = 250;
@@ -86,10 +93,7 @@ pub fn evaluate_ensemble(
 ) -> Result<Vec<ModelEvaluation>, super::ModelError> {
     let params = EnsembleParams::default();
     let period = format!("{}..{}", TEST.0, TEST.1);
-    let (from, to) = (
-        chrono::NaiveDate::parse_from_str(TEST.0, "%Y-%m-%d").expect("valid"),
-        chrono::NaiveDate::parse_from_str(TEST.1, "%Y-%m-%d").expect("valid"),
-    );
+    let (from, to) = test_dates();
     let names: Vec<&str> = std::iter::once(super::ensemble::predictor::NAME)
         .chain(Learner::ALL.iter().map(|l| l.name()))
         .collect();
@@ -217,11 +221,7 @@ pub struct BacktestSummary {
 /// The measurements in `dir` (or the source tree's `models/`), if any. A
 /// file that cannot be read or has another layout is reported and skipped.
 pub fn load_measurements(dir: &std::path::Path) -> Option<Measurements> {
-    let built_from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let path = [dir.to_path_buf(), built_from]
-        .into_iter()
-        .map(|d| d.join(MEASUREMENTS_FILE))
-        .find(|p| p.is_file())?;
+    let path = super::locate_file(dir, MEASUREMENTS_FILE)?;
     let parsed = std::fs::read(&path)
         .map_err(|e| e.to_string())
         .and_then(|bytes| {
@@ -247,7 +247,7 @@ pub fn load_measurements(dir: &std::path::Path) -> Option<Measurements> {
 }
 
 fn test_start(bars: &[crate::market::Candle]) -> usize {
-    let from = chrono::NaiveDate::parse_from_str(TEST.0, "%Y-%m-%d").expect("valid");
+    let (from, _) = test_dates();
     // The first traded return is the first in the period.
     bars.partition_point(|b| b.date() < from).saturating_sub(1)
 }
@@ -267,7 +267,7 @@ pub fn backtest_forecaster(
 ) -> Result<BacktestSummary, super::walkforward::WalkError> {
     use super::walkforward::{run, Plan};
     let plan = Plan::default();
-    let to = chrono::NaiveDate::parse_from_str(TEST.1, "%Y-%m-%d").expect("valid");
+    let (_, to) = test_dates();
     let mut runs = Vec::new();
     for symbol in stocks(table) {
         let bars: Vec<_> = table[&symbol]
@@ -317,7 +317,7 @@ pub fn backtest_allocator(
     // Common dates: the stocks' bars aligned by date.
     let first = &table[&symbols[0]];
     let start = test_start(first);
-    let to = chrono::NaiveDate::parse_from_str(TEST.1, "%Y-%m-%d").expect("valid");
+    let (_, to) = test_dates();
     let dates: Vec<chrono::NaiveDate> = first[start..]
         .iter()
         .map(|b| b.date())

@@ -143,6 +143,16 @@ impl Registry {
     }
 }
 
+/// `dir/file` if it exists, else the same file in the `models/` directory
+/// of the source tree this binary was built from.
+pub fn locate_file(dir: &std::path::Path, file: &str) -> Option<std::path::PathBuf> {
+    let built_from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    [dir.to_path_buf(), built_from]
+        .into_iter()
+        .map(|d| d.join(file))
+        .find(|p| p.is_file())
+}
+
 /// The models this build serves, with pretrained weights from `models_dir`
 /// (or the source tree's `models/`).
 pub fn served_from(

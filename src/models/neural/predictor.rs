@@ -60,10 +60,8 @@ fn wants_fit(params: &Value) -> Result<bool, ModelError> {
 /// Where the pretrained weights live: `dir` if it holds them, else the
 /// `models/` directory of the source tree this binary was built from.
 pub fn locate(dir: &Path, model: &str) -> Option<PathBuf> {
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    [dir.to_path_buf(), built_from]
-        .into_iter()
-        .find(|d| d.join(format!("{model}.safetensors")).is_file())
+    crate::models::locate_file(dir, &format!("{model}.safetensors"))
+        .and_then(|f| f.parent().map(Path::to_path_buf))
 }
 
 impl NeuralPredictor {
