@@ -16,6 +16,7 @@ use tickcast::market::dataset;
 use tickcast::models::ensemble::features;
 use tickcast::models::ensemble::learners::Learner;
 use tickcast::models::ensemble::predictor::{blend, EnsembleParams};
+use tickcast::models::Budget;
 use tickcast::models::{ModelInput, PriceSeries};
 
 fn aapl(n: usize) -> Vec<f64> {
@@ -33,7 +34,7 @@ fn cold_fit(c: &mut Criterion) {
     for n in [250, 500, 2000] {
         let closes = aapl(n);
         group.bench_function(format!("{n}_closes"), |b| {
-            b.iter(|| blend(black_box(&closes), &params).unwrap())
+            b.iter(|| blend(black_box(&closes), &params, &Budget::unlimited()).unwrap())
         });
     }
     group.finish();
@@ -49,7 +50,11 @@ fn each_learner(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5));
     for learner in Learner::ALL {
         group.bench_function(learner.name(), |b| {
-            b.iter(|| learner.fit_predict(black_box(&x), &y, &x[..1], 7).unwrap())
+            b.iter(|| {
+                learner
+                    .fit_predict(black_box(&x), &y, &x[..1], 7, &Budget::unlimited())
+                    .unwrap()
+            })
         });
     }
     group.finish();
@@ -59,9 +64,15 @@ fn cached(c: &mut Criterion) {
     let registry = tickcast::models::served();
     let ensemble = registry.get("adaptive_ensemble").unwrap();
     let input = ModelInput::Series(PriceSeries::new(aapl(250)).unwrap());
-    ensemble.predict(&input, &json!({})).unwrap();
+    ensemble
+        .predict(&input, &json!({}), &Budget::unlimited())
+        .unwrap();
     c.bench_function("ensemble_cached_predict_250_closes", |b| {
-        b.iter(|| ensemble.predict(black_box(&input), &json!({})).unwrap())
+        b.iter(|| {
+            ensemble
+                .predict(black_box(&input), &json!({}), &Budget::unlimited())
+                .unwrap()
+        })
     });
 }
 

@@ -16,6 +16,7 @@ use tickcast::market::dataset;
 use tickcast::models::neural::train::{train, TrainConfig};
 use tickcast::models::neural::windows::windows;
 use tickcast::models::neural::{Architecture, LstmConfig, Network, TransformerConfig};
+use tickcast::models::Budget;
 use tickcast::models::{ModelInput, PriceSeries};
 
 fn aapl(n: usize) -> Vec<f64> {
@@ -31,7 +32,11 @@ fn inference(c: &mut Criterion) {
     for model in ["lstm_predictor", "transformer_predictor"] {
         let predictor = registry.get(model).unwrap();
         group.bench_function(model, |b| {
-            b.iter(|| predictor.predict(black_box(&input), &json!({})).unwrap())
+            b.iter(|| {
+                predictor
+                    .predict(black_box(&input), &json!({}), &Budget::unlimited())
+                    .unwrap()
+            })
         });
     }
     group.finish();
@@ -64,7 +69,16 @@ fn training_epoch(c: &mut Criterion) {
         // Early stopping needs a validation set; a single batch keeps its cost small.
         let validation = &ws[ws.len() - 64..];
         group.bench_function(name, |b| {
-            b.iter(|| train(&network, black_box(&ws), validation, &cfg, None).unwrap())
+            b.iter(|| {
+                train(
+                    &network,
+                    black_box(&ws),
+                    validation,
+                    &cfg,
+                    &Budget::unlimited(),
+                )
+                .unwrap()
+            })
         });
     }
     group.finish();

@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 /// The defaults shipped in the binary, so it starts from any directory.
 const BUILT_IN_DEFAULTS: &str = include_str!("../config/default.toml");
@@ -50,6 +51,8 @@ pub struct ServerSettings {
     pub header_read_timeout_secs: u64,
     /// Open connections beyond this are closed at once.
     pub max_connections: usize,
+    /// Longest a shutdown waits for in-flight requests.
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +110,9 @@ pub struct AuthSettings {
     /// Each caller's rate (by API key, else by client IP); `per_second = 0`
     /// turns it off.
     pub quota: CallerQuota,
+    /// Failed admin-token attempts a client may make per minute (and at
+    /// once); beyond: 429 before the token is compared.
+    pub admin_failures_per_minute: u32,
 }
 
 /// One API key: its SHA-256 (hex) or the environment variable holding it,
@@ -126,6 +132,40 @@ pub struct ApiKeySettings {
     /// This key's own rate, instead of `auth.quota`.
     #[serde(default)]
     pub quota: Option<CallerQuota>,
+}
+
+impl ApiKeySettings {
+    /// The key's SHA-256: from `sha256`, or of the value of the environment
+    /// variable `env` names (looked up through `env_var`); `Err` says why
+    /// the entry is unusable.
+    pub fn digest(&self, env_var: impl Fn(&str) -> Option<String>) -> Result<[u8; 32], String> {
+        if self.owner.trim().is_empty() {
+            return Err("owner is empty".into());
+        }
+        match (self.sha256.trim().is_empty(), self.env.trim().is_empty()) {
+            (false, true) => parse_sha256_hex(&self.sha256)
+                .ok_or_else(|| "sha256 must be 64 hexadecimal digits".to_string()),
+            (true, false) => {
+                let key = env_var(self.env.trim())
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| format!("environment variable {} is not set", self.env))?;
+                Ok(sha2::Sha256::digest(key.as_bytes()).into())
+            }
+            _ => Err("give exactly one of sha256 or env".into()),
+        }
+    }
+}
+
+fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -174,6 +214,10 @@ impl ModelSettings {
 pub struct CatalogSettings {
     pub file: PathBuf,
     pub subscriptions_db: PathBuf,
+    /// Subscriptions one caller may hold; beyond: 400.
+    pub max_subscriptions_per_caller: usize,
+    /// Callers the store keeps subscriptions for; beyond: 429.
+    pub max_subscribers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +237,8 @@ pub struct MarketSettings {
     pub breaker_failure_window: usize,
     pub rate_limit_max_wait_ms: u64,
     pub cache_capacity: u64,
+    /// Bytes of bars the history cache keeps (and as many of last-good ones).
+    pub history_cache_bytes: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -378,52 +424,97 @@ impl Settings {
         }
         let settings: Settings = overrides(base)?.extract().map_err(describe)?;
         settings.validate()?;
+        for (i, key) in settings.auth.api_keys.iter().enumerate() {
+            key.digest(&env).map_err(|reason| {
+                ConfigError::key(&format!("auth.api_keys[{i}] ({})", key.owner), reason)
+            })?;
+        }
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let positive = |key: &str, value: u64| {
-            if value == 0 {
-                Err(ConfigError::key(key, "must be greater than 0"))
-            } else {
-                Ok(())
+        self.validate_counts()?;
+        self.validate_budgets()?;
+        self.validate_market()?;
+        self.validate_server()
+    }
+
+    /// Every count, size and duration that must not be 0.
+    fn validate_counts(&self) -> Result<(), ConfigError> {
+        let (server, market, models) = (&self.server, &self.market, &self.models);
+        let counts: [(&str, u64); 23] = [
+            ("server.request_timeout_secs", server.request_timeout_secs),
+            ("server.body_limit_bytes", server.body_limit_bytes as u64),
+            (
+                "server.header_read_timeout_secs",
+                server.header_read_timeout_secs,
+            ),
+            ("server.max_connections", server.max_connections as u64),
+            (
+                "limits.max_prices_per_series",
+                self.limits.max_prices_per_series as u64,
+            ),
+            ("limits.max_series", self.limits.max_series as u64),
+            ("market.cache_capacity", market.cache_capacity),
+            ("market.history_cache_bytes", market.history_cache_bytes),
+            ("market.ec2_probe_timeout_ms", market.ec2_probe_timeout_ms),
+            (
+                "market.breaker_failure_threshold",
+                u64::from(market.breaker_failure_threshold),
+            ),
+            ("models.fit_concurrency", models.fit_concurrency as u64),
+            ("models.fit_time_budget_secs", models.fit_time_budget_secs),
+            ("models.fit_cache_capacity", models.fit_cache_capacity),
+            ("backtest.time_budget_secs", self.backtest.time_budget_secs),
+            ("backtest.concurrency", self.backtest.concurrency as u64),
+            ("backtest.cache_capacity", self.backtest.cache_capacity),
+            (
+                "catalog.max_subscriptions_per_caller",
+                self.catalog.max_subscriptions_per_caller as u64,
+            ),
+            (
+                "catalog.max_subscribers",
+                self.catalog.max_subscribers as u64,
+            ),
+            (
+                "auth.admin_failures_per_minute",
+                u64::from(self.auth.admin_failures_per_minute),
+            ),
+            ("tracking.capacity", self.tracking.capacity as u64),
+            ("tracking.window", self.tracking.window as u64),
+            ("yahoo.timeout_ms", self.yahoo.timeout_ms),
+            ("fyers.timeout_ms", self.fyers.timeout_ms),
+        ];
+        match counts.iter().find(|(_, value)| *value == 0) {
+            Some((key, _)) => Err(ConfigError::key(key, "must be greater than 0")),
+            None => Ok(()),
+        }
+    }
+
+    /// Work budgets inside the request timeout, so work stops by itself
+    /// (with its own message) before the request is cut off.
+    fn validate_budgets(&self) -> Result<(), ConfigError> {
+        let timeout = self.server.request_timeout_secs;
+        for (key, budget) in [
+            ("backtest.time_budget_secs", self.backtest.time_budget_secs),
+            (
+                "models.fit_time_budget_secs",
+                self.models.fit_time_budget_secs,
+            ),
+        ] {
+            if budget > timeout {
+                return Err(ConfigError::key(
+                    key,
+                    format!(
+                        "{budget} s is longer than server.request_timeout_secs ({timeout} s); work would go on after its request was answered"
+                    ),
+                ));
             }
-        };
-        positive(
-            "server.request_timeout_secs",
-            self.server.request_timeout_secs,
-        )?;
-        positive(
-            "server.body_limit_bytes",
-            self.server.body_limit_bytes as u64,
-        )?;
-        positive(
-            "limits.max_prices_per_series",
-            self.limits.max_prices_per_series as u64,
-        )?;
-        positive("limits.max_series", self.limits.max_series as u64)?;
-        positive("market.cache_capacity", self.market.cache_capacity)?;
-        positive("models.fit_concurrency", self.models.fit_concurrency as u64)?;
-        positive(
-            "models.fit_time_budget_secs",
-            self.models.fit_time_budget_secs,
-        )?;
-        positive("models.fit_cache_capacity", self.models.fit_cache_capacity)?;
-        positive(
-            "server.header_read_timeout_secs",
-            self.server.header_read_timeout_secs,
-        )?;
-        positive("server.max_connections", self.server.max_connections as u64)?;
-        positive("backtest.time_budget_secs", self.backtest.time_budget_secs)?;
-        positive("backtest.concurrency", self.backtest.concurrency as u64)?;
-        positive("backtest.cache_capacity", self.backtest.cache_capacity)?;
-        positive("tracking.capacity", self.tracking.capacity as u64)?;
-        positive("tracking.window", self.tracking.window as u64)?;
-        positive("yahoo.timeout_ms", self.yahoo.timeout_ms)?;
-        positive(
-            "market.ec2_probe_timeout_ms",
-            self.market.ec2_probe_timeout_ms,
-        )?;
+        }
+        Ok(())
+    }
+
+    fn validate_market(&self) -> Result<(), ConfigError> {
         let probe_url = self.market.ec2_probe_url.trim();
         if !probe_url.is_empty() && reqwest::Url::parse(probe_url).is_err() {
             return Err(ConfigError::key(
@@ -437,10 +528,6 @@ impl Settings {
                 "must be between 0 and 1",
             ));
         }
-        positive(
-            "market.breaker_failure_threshold",
-            u64::from(self.market.breaker_failure_threshold),
-        )?;
         let providers = &self.market.providers;
         if providers.contains(&ProviderName::Fyers) && !self.fyers.is_configured() {
             return Err(ConfigError::key(
@@ -448,7 +535,6 @@ impl Settings {
                 "lists fyers, but fyers.app_id and fyers.access_token (FYERS_APP_ID, FYERS_ACCESS_TOKEN) are not both set",
             ));
         }
-        positive("fyers.timeout_ms", self.fyers.timeout_ms)?;
         if let Some(dup) = providers
             .iter()
             .enumerate()
@@ -459,6 +545,10 @@ impl Settings {
                 format!("{:?} is listed twice", dup.1),
             ));
         }
+        Ok(())
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
         self.server
             .bind
             .parse::<std::net::IpAddr>()

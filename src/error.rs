@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Valid input that cannot be served, e.g. too few prices (422).
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    /// The caller holds too much of something the server caps (429).
+    #[error("{message}")]
+    TooMany { code: &'static str, message: String },
     /// The caller is over its rate limit (429).
     #[error("{message}")]
     RateLimited {
@@ -63,6 +66,60 @@ impl ApiError {
         ApiError::InvalidInput(message.into())
     }
 
+    /// One error for several symbols that failed: the most severe kind
+    /// (a provider outage over an unknown symbol over bad input), naming
+    /// every symbol and why.
+    pub fn of_symbols(failed: Vec<(String, ApiError)>) -> Self {
+        let message = format!(
+            "{} symbol(s) could not be priced: {}",
+            failed.len(),
+            failed
+                .iter()
+                .map(|(symbol, e)| format!("{symbol}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let worst = failed
+            .into_iter()
+            .map(|(_, e)| e)
+            .max_by_key(|e| e.status().as_u16());
+        match worst {
+            Some(e) => e.with_message(message),
+            None => ApiError::Internal("no symbol failed".into()),
+        }
+    }
+
+    /// The same kind of error with another message.
+    pub fn with_message(self, message: String) -> Self {
+        match self {
+            ApiError::InvalidInput(_) => ApiError::InvalidInput(message),
+            ApiError::BadRequest { code, .. } => ApiError::BadRequest { code, message },
+            ApiError::Unauthorized(_) => ApiError::Unauthorized(message),
+            ApiError::Forbidden(_) => ApiError::Forbidden(message),
+            ApiError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(message),
+            ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(message),
+            ApiError::NotFound { code, .. } => ApiError::NotFound { code, message },
+            ApiError::MethodNotAllowed(_) => ApiError::MethodNotAllowed(message),
+            ApiError::Unprocessable { code, .. } => ApiError::Unprocessable { code, message },
+            ApiError::TooMany { code, .. } => ApiError::TooMany { code, message },
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => ApiError::RateLimited {
+                message,
+                retry_after_secs,
+            },
+            ApiError::UpstreamUnavailable(_) => ApiError::UpstreamUnavailable(message),
+            ApiError::Busy {
+                retry_after_secs, ..
+            } => ApiError::Busy {
+                message,
+                retry_after_secs,
+            },
+            ApiError::Timeout(_) => ApiError::Timeout(message),
+            ApiError::Internal(_) => ApiError::Internal(message),
+        }
+    }
+
     pub fn insufficient_data(message: impl Into<String>) -> Self {
         ApiError::Unprocessable {
             code: "insufficient_data",
@@ -80,7 +137,9 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TooMany { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::UpstreamUnavailable(_) | ApiError::Busy { .. } | ApiError::Timeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -93,7 +152,8 @@ impl ApiError {
             ApiError::InvalidInput(_) => "invalid_input",
             ApiError::BadRequest { code, .. }
             | ApiError::NotFound { code, .. }
-            | ApiError::Unprocessable { code, .. } => code,
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::TooMany { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -108,7 +168,7 @@ impl ApiError {
     }
 
     /// The message a client sees; internal detail stays in the logs.
-    fn public_message(&self) -> String {
+    pub fn public_message(&self) -> String {
         match self {
             ApiError::Internal(_) => "internal server error".to_string(),
             other => other.to_string(),
@@ -184,13 +244,28 @@ impl From<crate::models::ModelError> for ApiError {
                 retry_after_secs: 5,
             },
             ModelError::OutOfTime(message) => ApiError::Timeout(message),
+            ModelError::Cancelled(message) => ApiError::Busy {
+                message,
+                retry_after_secs: 1,
+            },
         }
     }
 }
 
 impl From<crate::catalog::subscriptions::StoreError> for ApiError {
     fn from(err: crate::catalog::subscriptions::StoreError) -> Self {
-        ApiError::Internal(err.to_string())
+        use crate::catalog::subscriptions::StoreError;
+        match err {
+            StoreError::CallerFull { .. } => ApiError::BadRequest {
+                code: "too_many_subscriptions",
+                message: err.to_string(),
+            },
+            StoreError::StoreFull { .. } => ApiError::TooMany {
+                code: "subscriptions_full",
+                message: err.to_string(),
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

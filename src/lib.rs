@@ -10,5 +10,6 @@ pub mod market;
 pub mod models;
 pub mod startup;
 pub mod telemetry;
+pub mod throttle;
 
 pub use startup::{AppState, Application};

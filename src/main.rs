@@ -231,13 +231,13 @@ fn evaluate(
 
 async fn demo(mut settings: Settings, url: String, in_process: bool) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let url = if in_process {
-        // Local data only, a free port, state in a scratch directory.
-        let scratch = std::env::temp_dir().join(format!("tickcast-demo-{}", std::process::id()));
+    // Local data only, a free port, state in a directory removed on exit.
+    let scratch = in_process.then(tempfile::tempdir).transpose()?;
+    let url = if let Some(scratch) = &scratch {
         settings.server.bind = "127.0.0.1".into();
         settings.server.port = 0;
         settings.market.providers = vec![tickcast::config::ProviderName::Local];
-        settings.catalog.subscriptions_db = scratch.join("subscriptions.sqlite3");
+        settings.catalog.subscriptions_db = scratch.path().join("subscriptions.sqlite3");
         let app = Application::build(settings).await?;
         let address = app.local_addr()?;
         tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -2,20 +2,22 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, SubscriptionStore};
 use crate::config::{Environment, ProviderName, Settings};
 use crate::market::breaker::BreakerConfig;
 use crate::market::ec2::Ec2Probe;
-use crate::market::fyers::{self, FyersEndpoint, FyersProvider};
+use crate::market::fyers::{FyersEndpoint, FyersProvider};
 use crate::market::local::LocalProvider;
-use crate::market::yahoo::{self, YahooProvider};
+use crate::market::yahoo::YahooProvider;
 use crate::market::{CachePolicy, DataManager, Provider, SymbolMapper};
 use crate::models::evaluation::{load_measurements, Measurements};
 use crate::models::gate::FitCache;
@@ -72,9 +74,13 @@ impl AppState {
         );
         // Every provider is built; those not in the priority wait as
         // standbys the admin switch can bring in.
+        let max_wait = std::time::Duration::from_millis(settings.market.rate_limit_max_wait_ms);
         let local: Arc<dyn Provider> = Arc::new(local);
-        let yahoo: Arc<dyn Provider> =
-            Arc::new(YahooProvider::new(&settings.yahoo).context("yahoo provider")?);
+        let yahoo: Arc<dyn Provider> = Arc::new(
+            YahooProvider::new(&settings.yahoo)
+                .context("yahoo provider")?
+                .with_quota(&settings.yahoo, max_wait),
+        );
         let endpoint = FyersEndpoint {
             base_url: settings.fyers.base_url.clone(),
             timeout_ms: settings.fyers.timeout_ms,
@@ -85,7 +91,8 @@ impl AppState {
                 &settings.fyers.app_id,
                 settings.fyers.access_token.clone(),
             )
-            .context("fyers provider")?,
+            .context("fyers provider")?
+            .with_quota(&settings.fyers.quota, max_wait),
         );
         let priority = settings.provider_priority();
         let provider = |name: &ProviderName| -> Arc<dyn Provider> {
@@ -110,8 +117,8 @@ impl AppState {
             history_ttl: std::time::Duration::from_secs(settings.market.history_cache_ttl_secs),
             quote_ttl: std::time::Duration::from_secs(settings.market.quote_cache_ttl_secs),
             capacity: settings.market.cache_capacity,
+            history_bytes: settings.market.history_cache_bytes,
         };
-        let max_wait = std::time::Duration::from_millis(settings.market.rate_limit_max_wait_ms);
         let mut market = DataManager::new(
             providers,
             Arc::new(mapper),
@@ -127,9 +134,6 @@ impl AppState {
         for standby in standbys {
             market = market.with_standby(standby);
         }
-        let market = market
-            .with_rate_limit(yahoo::NAME, &settings.yahoo.quota, max_wait)
-            .with_rate_limit(fyers::NAME, &settings.fyers.quota, max_wait);
 
         let catalog = Catalog::load(&settings.catalog.file)?;
         for name in registry.names() {
@@ -140,7 +144,13 @@ impl AppState {
                 );
             }
         }
-        let subscriptions = SubscriptionStore::open(&settings.catalog.subscriptions_db)?;
+        let subscriptions = SubscriptionStore::open(
+            &settings.catalog.subscriptions_db,
+            crate::catalog::SubscriptionLimits {
+                per_caller: settings.catalog.max_subscriptions_per_caller,
+                callers: settings.catalog.max_subscribers,
+            },
+        )?;
 
         let market = Arc::new(market);
         let tracker = Arc::new(Tracker::new(
@@ -262,56 +272,88 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves. Then connections with no request
+    /// in flight are closed at once, in-flight requests finish, and after
+    /// `server.shutdown_timeout_secs` whatever is left is abandoned. The
+    /// separate metrics listener, if any, stops with the rest.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let ready = Arc::clone(&self.state.ready);
-        if let Some(listener) = self.metrics {
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, crate::api::ops::metrics_router()).await {
-                    tracing::error!(error = %e, "the metrics listener stopped");
-                }
-            });
-        }
         let server = &self.state.settings.server;
         let limits = ConnectionLimits {
             header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
             max_connections: server.max_connections,
+            shutdown_timeout: Duration::from_secs(server.shutdown_timeout_secs),
         };
-        serve_connections(self.listener, self.router, limits, async move {
-            shutdown.await;
-            ready.store(false, Ordering::Release);
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await;
+        let stopping = CancellationToken::new();
+        {
+            let stopping = stopping.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                ready.store(false, Ordering::Release);
+                tracing::info!("shutting down: finishing in-flight requests");
+                stopping.cancel();
+            });
+        }
+        let metrics = self.metrics.map(|listener| {
+            let router = crate::api::ops::metrics_router();
+            tokio::spawn(serve_connections(
+                listener,
+                router,
+                limits,
+                stopping.clone(),
+            ))
+        });
+        serve_connections(self.listener, self.router, limits, stopping).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         Ok(())
     }
 }
 
-/// What one peer may hold of the server.
+/// What one peer may hold of the server, and how long shutdown waits.
 #[derive(Debug, Clone, Copy)]
 struct ConnectionLimits {
     header_read_timeout: Duration,
     max_connections: usize,
+    shutdown_timeout: Duration,
+}
+
+/// Counts a connection's requests between dispatch and response.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(count))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The accept loop (axum's `serve` has no header read timeout): HTTP/1 and
 /// HTTP/2 per connection, each connection's peer address for the per-IP
-/// rate limit, and graceful shutdown.
+/// rate limit, and a shutdown that closes idle connections at once and
+/// waits (bounded) for in-flight requests.
 async fn serve_connections(
     listener: TcpListener,
     router: axum::Router,
     limits: ConnectionLimits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stopping: CancellationToken,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use tower::{Service, ServiceExt};
 
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -322,7 +364,6 @@ async fn serve_connections(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.header_read_timeout);
-    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -334,7 +375,7 @@ async fn serve_connections(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = stopping.cancelled() => break,
         };
         let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
             metrics::counter!("tickcast_connections_refused_total").increment(1);
@@ -343,27 +384,66 @@ async fn serve_connections(
         };
         let _ = stream.set_nodelay(true);
         let Ok(service) = make_service.call(peer).await;
-        let service = hyper_util::service::TowerToHyperService::new(service.map_request(
-            |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
-        ));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&in_flight);
+        let service = hyper_util::service::TowerToHyperService::new(
+            service
+                .map_request(|req: axum::http::Request<hyper::body::Incoming>| {
+                    req.map(axum::body::Body::new)
+                })
+                .map_future(move |response| {
+                    let request = InFlight::start(&counted);
+                    async move {
+                        let response = response.await;
+                        drop(request);
+                        response
+                    }
+                }),
+        );
         let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            let _permit = permit;
             // hyper's timeout starts with the first byte (the protocol is
             // sniffed before it), so a silent connection is timed here.
             let mut first = [0u8; 1];
             let spoke = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first));
-            if !matches!(spoke.await, Ok(Ok(n)) if n > 0) {
-                drop(permit);
+            let spoke = tokio::select! {
+                spoke = spoke => matches!(spoke, Ok(Ok(n)) if n > 0),
+                () = stopping.cancelled() => false,
+            };
+            if !spoke {
                 return;
             }
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::trace!(error = %e, "connection ended with an error");
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                }
+                () = stopping.cancelled() => {
+                    // Nothing in flight (idle, or half a request head): close
+                    // now. Otherwise finish the request, then close.
+                    if in_flight.load(Ordering::Acquire) > 0 {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
             }
-            drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    connections.close();
+    if tokio::time::timeout(limits.shutdown_timeout, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            deadline_secs = limits.shutdown_timeout.as_secs(),
+            "shutdown deadline passed; abandoning the requests still running"
+        );
+    }
 }

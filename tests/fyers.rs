@@ -208,3 +208,30 @@ async fn new_credentials_apply_to_the_next_call() {
     let answers = p.quotes(&["NSE:SBIN-EQ".to_string()]).await.unwrap();
     assert!(answers[0].1.is_ok());
 }
+
+#[tokio::test]
+async fn every_history_chunk_spends_its_own_permit_of_the_quota() {
+    let server = MockServer::start().await;
+    Mock::given(path("/data/history"))
+        .respond_with(json(fixture("history.json")))
+        .mount(&server)
+        .await;
+    let quota = tickcast::market::limiter::QuotaConfig {
+        per_minute: Some(2),
+        ..Default::default()
+    };
+    let limited = fyers(&server).with_quota(&quota, Duration::ZERO);
+    // Three 366-day chunks, two permits: the third chunk is never sent.
+    let span = Span::Dates {
+        start: day(2021, 1, 1),
+        end: day(2023, 12, 31),
+    };
+    let err = limited
+        .history("NSE:RELIANCE-EQ", span, Interval::Daily)
+        .await
+        .unwrap_err();
+    assert_eq!(err, ProviderError::QuotaSpent);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    let stats = limited.quota().unwrap().stats();
+    assert_eq!((stats.waits, stats.rejections), (1, 1));
+}

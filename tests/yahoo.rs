@@ -266,3 +266,32 @@ async fn connection_failures_say_what_failed() {
     assert!(message.to_lowercase().contains("refused"), "{message}");
     assert!(err.is_provider_failure());
 }
+
+#[tokio::test]
+async fn a_quote_fetch_spends_one_permit_per_symbol_requested() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(json(fixture("chart_AAPL_daily.json")))
+        .mount(&server)
+        .await;
+    let settings = YahooSettings {
+        base_url: server.uri(),
+        timeout_ms: 1000,
+        quota: tickcast::market::limiter::QuotaConfig {
+            per_minute: Some(20),
+            ..Default::default()
+        },
+    };
+    let yahoo = YahooProvider::new(&settings)
+        .unwrap()
+        .with_quota(&settings, Duration::ZERO);
+    let symbols: Vec<String> = (0..500).map(|i| format!("S{i}")).collect();
+    let answers = yahoo.quotes(&symbols).await.unwrap();
+    let quoted = answers.iter().filter(|(_, a)| a.is_ok()).count();
+    let spent = answers
+        .iter()
+        .filter(|(_, a)| a.as_ref().err() == Some(&ProviderError::QuotaSpent))
+        .count();
+    assert_eq!((quoted, spent), (20, 480));
+    assert_eq!(server.received_requests().await.unwrap().len(), 20);
+}

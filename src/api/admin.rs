@@ -1,6 +1,8 @@
 //! `/api/admin`: operator switches, behind the admin bearer token.
 
-use axum::extract::{FromRequestParts, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::Json;
 use secrecy::{ExposeSecret, SecretString};
@@ -34,6 +36,11 @@ impl FromRequestParts<AppState> for Admin {
                     .into(),
             ));
         }
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        state.access.admin_attempt_allowed(client)?;
         let given = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -44,6 +51,7 @@ impl FromRequestParts<AppState> for Admin {
         if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             Ok(Admin)
         } else {
+            state.access.admin_attempt_failed(client);
             Err(ApiError::Unauthorized(
                 "send the admin token as Authorization: Bearer <token>".into(),
             ))

@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{AuthSettings, CallerQuota};
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::throttle::{KeyedGcra, Window};
 
 /// Who made a request that presented an API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +40,13 @@ pub struct Access {
     /// Callers without a key, by client IP.
     by_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     requests: AtomicU64,
+    /// Failed admin-token attempts, by client IP: past the limit a client is
+    /// refused before its token is even compared, so guessing is slow.
+    admin_failures: KeyedGcra<IpAddr>,
 }
+
+/// Client addresses whose admin-token failures are remembered.
+const ADMIN_FAILURE_KEYS: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 #[error("auth.api_keys[{index}] ({owner}): {reason}")]
@@ -59,18 +66,6 @@ fn digest(key: &[u8]) -> [u8; 32] {
     Sha256::digest(key).into()
 }
 
-fn parse_hex(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl Access {
     /// Resolves the keys (reading `env` references now) and builds the
     /// limiters. `env` looks up environment variables.
@@ -80,25 +75,11 @@ impl Access {
     ) -> Result<Self, AccessError> {
         let mut keys = Vec::with_capacity(settings.api_keys.len());
         for (index, k) in settings.api_keys.iter().enumerate() {
-            let err = |reason: String| AccessError {
+            let sha256 = k.digest(&env).map_err(|reason| AccessError {
                 index,
                 owner: k.owner.clone(),
                 reason,
-            };
-            if k.owner.trim().is_empty() {
-                return Err(err("owner is empty".into()));
-            }
-            let sha256 = match (k.sha256.trim().is_empty(), k.env.trim().is_empty()) {
-                (false, true) => parse_hex(&k.sha256)
-                    .ok_or_else(|| err("sha256 must be 64 hexadecimal digits".into()))?,
-                (true, false) => {
-                    let key = env(k.env.trim())
-                        .filter(|v| !v.is_empty())
-                        .ok_or_else(|| err(format!("environment variable {} is not set", k.env)))?;
-                    digest(key.as_bytes())
-                }
-                _ => return Err(err("give exactly one of sha256 or env".into())),
-            };
+            })?;
             keys.push(Key {
                 sha256,
                 caller: Caller {
@@ -113,11 +94,31 @@ impl Access {
         } else {
             None
         };
+        let per_minute = settings.admin_failures_per_minute;
+        let admin_failures = KeyedGcra::new(
+            Window::new(per_minute, std::time::Duration::from_secs(60), per_minute),
+            ADMIN_FAILURE_KEYS,
+        );
         Ok(Access {
             keys,
             by_ip,
             requests: AtomicU64::new(0),
+            admin_failures,
         })
+    }
+
+    /// `Err` with the wait when `client` failed the admin token too often.
+    pub fn admin_attempt_allowed(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.admin_failures.check(&client).map_err(|wait| {
+            tracing::warn!(%client, "admin authentication refused: too many failures");
+            limited(wait)
+        })
+    }
+
+    /// Counts a failed admin-token attempt of `client`.
+    pub fn admin_attempt_failed(&self, client: IpAddr) {
+        tracing::warn!(%client, "admin authentication failed");
+        let _ = self.admin_failures.take(&client);
     }
 
     pub fn requires_keys(&self) -> bool {
@@ -226,6 +227,7 @@ mod tests {
                 per_second: 0,
                 burst: 0,
             },
+            admin_failures_per_minute: 5,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::market::{Interval, Span};
 use crate::models::gate::closes_fingerprint;
 use crate::models::walkforward::{self, Plan, WalkError};
-use crate::models::ModelError;
+use crate::models::{Budget, ModelError};
 use crate::startup::AppState;
 
 /// Symbols fetched at once for returns.
@@ -289,7 +289,7 @@ async fn backtest(
         .history(&symbol, Span::LastBars(warm_up + days + 1), Interval::Daily)
         .await?;
     let bars: Vec<(chrono::NaiveDate, f64)> = history
-        .candles
+        .candles()
         .iter()
         .map(|c| (c.date(), c.close))
         .collect();
@@ -309,23 +309,27 @@ async fn backtest(
         bars[0].0,
         closes_fingerprint(&closes)
     );
-    let budget = std::time::Duration::from_secs(state.settings.backtest.time_budget_secs);
+    // Dropped with this request (done, timed out or disconnected), which
+    // stops the walk and frees its slot.
+    let (budget, _cancel_on_drop) = Budget::cancellable();
+    let time_budget = std::time::Duration::from_secs(state.settings.backtest.time_budget_secs);
     let cache = Arc::clone(&state.backtests);
     let worker_params = params.clone();
     let (result, cached) = tokio::task::spawn_blocking(move || {
-        cache.get_or_fit(key, || {
+        cache.get_or_fit(key, &budget, || {
             let walked = walkforward::run(
                 model.as_ref(),
                 &bars,
                 start,
                 &worker_params,
                 &plan,
-                Some(budget),
+                &budget.within(time_budget),
             )
             .map_err(|e| match e {
                 WalkError::Model(e) => e,
                 WalkError::Backtest(e) => ModelError::InsufficientData(e.to_string()),
                 e @ WalkError::OutOfTime { .. } => ModelError::OutOfTime(e.to_string()),
+                e @ WalkError::Cancelled { .. } => ModelError::Cancelled(e.to_string()),
             })?;
             Ok(json!({ "walk": walked, "plan": plan }))
         })

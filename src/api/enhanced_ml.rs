@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{NaiveDate, Utc};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa_axum::router::OpenApiRouter;
@@ -17,13 +18,15 @@ use super::extract::ApiJson;
 use super::schema;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::market::{Interval, Span};
+use crate::market::{History, Interval, Span};
 use crate::models::tracking::{Forecast, WeightsSnapshot};
-use crate::models::{InputType, ModelInput, Predictor, PriceSeries, SeriesError};
+use crate::models::{Budget, InputType, ModelInput, Predictor, PriceSeries, SeriesError};
 use crate::startup::AppState;
 
 /// Most models one batch may name.
 const MAX_BATCH_MODELS: usize = 16;
+/// Symbols whose history is fetched at once for one request.
+const FETCH_CONCURRENCY: usize = 8;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -143,7 +146,7 @@ async fn predict(
     Path(model_name): Path<String>,
     ApiJson(req): ApiJson<PredictRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run_model(&state, &model_name, &req)
+    run_model(&state, &model_name, &req, None)
         .await
         .map(|m| Json(Value::Object(m)))
 }
@@ -156,21 +159,39 @@ async fn batch_predict(
     if batch.models.is_empty() {
         return Err(ApiError::invalid("No models specified"));
     }
-    let mut names: Vec<String> = Vec::new();
-    for name in batch.models {
-        if !names.contains(&name) {
-            names.push(name);
+    let names = distinct_models(batch.models)?;
+    // The symbol's history is fetched once, as deep as the deepest model
+    // needs; each model reads its own lookback of it.
+    let prefetched = match (&batch.request.price_data, &batch.request.symbol) {
+        (None, Some(symbol)) => {
+            let params = params_of(&batch.request)?;
+            let deepest = names
+                .iter()
+                .filter_map(|name| state.registry.get(name))
+                .filter(|m| m.info().input_type == InputType::PriceSeries)
+                .map(|m| m.lookback(&params))
+                .max();
+            match deepest {
+                Some(bars) => Some(
+                    state
+                        .market
+                        .history(
+                            symbol,
+                            Span::LastBars(
+                                bars.clamp(1, state.settings.limits.max_prices_per_series),
+                            ),
+                            Interval::Daily,
+                        )
+                        .await,
+                ),
+                None => None,
+            }
         }
-    }
-    if names.len() > MAX_BATCH_MODELS {
-        return Err(ApiError::invalid(format!(
-            "models: {} given, at most {MAX_BATCH_MODELS} per batch",
-            names.len()
-        )));
-    }
+        _ => None,
+    };
     let runs = names
         .iter()
-        .map(|name| run_model(&state, name, &batch.request));
+        .map(|name| run_model(&state, name, &batch.request, prefetched.as_ref()));
     let outcomes = futures::future::join_all(runs).await;
     // One model failing never fails the batch.
     let results: Map<String, Value> = names
@@ -181,7 +202,7 @@ async fn batch_predict(
                 Ok(fields) => Value::Object(fields),
                 Err(e) => json!({
                     "success": false,
-                    "error": e.to_string(),
+                    "error": e.public_message(),
                     "code": e.code(),
                     "model_name": name,
                 }),
@@ -196,6 +217,26 @@ async fn batch_predict(
         "results": results,
         "batch_timestamp": Utc::now().to_rfc3339(),
     })))
+}
+
+/// The batch's model names, first occurrence kept, in one pass that stops
+/// at the first name over the cap (a huge list is refused in microseconds).
+fn distinct_models(models: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let mut seen = std::collections::HashSet::with_capacity(MAX_BATCH_MODELS + 1);
+    let mut names = Vec::with_capacity(MAX_BATCH_MODELS);
+    for name in models {
+        if seen.contains(&name) {
+            continue;
+        }
+        if names.len() == MAX_BATCH_MODELS {
+            return Err(ApiError::invalid(format!(
+                "models: more than {MAX_BATCH_MODELS} distinct names given, at most {MAX_BATCH_MODELS} per batch"
+            )));
+        }
+        seen.insert(name.clone());
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// The served model called `name` (or, with `legacy_prefix`, `name`
@@ -222,26 +263,38 @@ pub(super) fn served_model(
         })
 }
 
-/// Resolves the input for one model, runs it off the async workers and adds
-/// the contract's common fields.
+/// The request's params: an object, empty when absent.
+fn params_of(req: &PredictRequest) -> Result<Value, ApiError> {
+    match &req.params {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(p @ Value::Object(_)) => Ok(p.clone()),
+        Some(_) => Err(ApiError::invalid("params must be a JSON object")),
+    }
+}
+
+/// The outcome of fetching a symbol's history once for several models.
+type Prefetched = Result<History, crate::market::MarketError>;
+
+/// Resolves the input for one model (from `prefetched` history when given),
+/// runs it off the async workers and adds the contract's common fields.
 async fn run_model(
     state: &AppState,
     model_name: &str,
     req: &PredictRequest,
+    prefetched: Option<&Prefetched>,
 ) -> Result<Map<String, Value>, ApiError> {
     let model = served_model(state, model_name, None)?;
-    let params = match &req.params {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(p @ Value::Object(_)) => p.clone(),
-        Some(_) => return Err(ApiError::invalid("params must be a JSON object")),
-    };
-    let resolved = resolve_input(state, model.as_ref(), req, &params).await?;
+    let params = params_of(req)?;
+    let resolved = resolve_input(state, model.as_ref(), req, &params, prefetched).await?;
 
     let worker_model = Arc::clone(&model);
     let input = resolved.input;
     let worker_params = params.clone();
+    // Dropped with this request (done, timed out or disconnected), which
+    // stops a fit still running for it.
+    let (budget, _cancel_on_drop) = Budget::cancellable();
     let mut fields =
-        tokio::task::spawn_blocking(move || worker_model.predict(&input, &worker_params))
+        tokio::task::spawn_blocking(move || worker_model.predict(&input, &worker_params, &budget))
             .await
             .map_err(|e| ApiError::Internal(format!("model {model_name} panicked: {e}")))??;
 
@@ -283,6 +336,7 @@ async fn resolve_input(
     model: &dyn Predictor,
     req: &PredictRequest,
     params: &Value,
+    prefetched: Option<&Prefetched>,
 ) -> Result<ResolvedInput, ApiError> {
     let limits = state.settings.limits;
     let lookback = model
@@ -302,7 +356,11 @@ async fn resolve_input(
             let symbol = req.symbol.as_deref().ok_or_else(|| {
                 ApiError::invalid("send price_data (closes, oldest first) or a symbol")
             })?;
-            let fetched = fetch_series(state, symbol, lookback).await?;
+            let fetched = match prefetched {
+                Some(Ok(history)) => fetched_from(symbol, history.last(lookback))?,
+                Some(Err(e)) => return Err(e.clone().into()),
+                None => fetch_series(state, symbol, lookback).await?,
+            };
             Ok(ResolvedInput {
                 input: ModelInput::Series(fetched.series),
                 data_source: fetched.provider,
@@ -346,17 +404,34 @@ async fn resolve_input(
             let symbols = wanted.ok_or_else(|| {
                 ApiError::invalid("send price_data as {symbol: [closes]} or params.symbols")
             })?;
+            // Fetched side by side (bounded); every symbol that fails is named.
+            let fetches = symbols.iter().cloned().map(|symbol| {
+                let state = state.clone();
+                async move { fetch_series(&state, &symbol, lookback).await }
+            });
+            let fetched: Vec<Result<Fetched, ApiError>> = futures::stream::iter(fetches)
+                .buffered(FETCH_CONCURRENCY)
+                .collect()
+                .await;
             let mut assets = Vec::with_capacity(symbols.len());
             let mut providers: Vec<String> = Vec::new();
             let (mut as_of, mut stale_age) = (None, None);
-            for symbol in symbols {
-                let fetched = fetch_series(state, &symbol, lookback).await?;
-                if !providers.contains(&fetched.provider) {
-                    providers.push(fetched.provider);
+            let mut failed: Vec<(String, ApiError)> = Vec::new();
+            for (symbol, fetched) in symbols.into_iter().zip(fetched) {
+                match fetched {
+                    Ok(fetched) => {
+                        if !providers.contains(&fetched.provider) {
+                            providers.push(fetched.provider);
+                        }
+                        as_of = as_of.max(fetched.as_of);
+                        stale_age = stale_age.max(fetched.stale_age);
+                        assets.push((symbol, fetched.series));
+                    }
+                    Err(e) => failed.push((symbol, e)),
                 }
-                as_of = as_of.max(fetched.as_of);
-                stale_age = stale_age.max(fetched.stale_age);
-                assets.push((symbol, fetched.series));
+            }
+            if !failed.is_empty() {
+                return Err(ApiError::of_symbols(failed));
             }
             Ok(ResolvedInput {
                 input: ModelInput::Assets(assets),
@@ -400,6 +475,11 @@ async fn fetch_series(state: &AppState, symbol: &str, bars: usize) -> Result<Fet
         .market
         .history(symbol, Span::LastBars(bars), Interval::Daily)
         .await?;
+    fetched_from(symbol, history)
+}
+
+/// A fetched history as a model's series, refusing prices no model should see.
+fn fetched_from(symbol: &str, history: History) -> Result<Fetched, ApiError> {
     let series = PriceSeries::new(history.closes()).map_err(|e| {
         ApiError::UpstreamUnavailable(format!(
             "{} sent unusable prices for {symbol}: {e}",
@@ -439,8 +519,6 @@ fn series_from_json(field: &str, value: &Value, limits: &Limits) -> Result<Price
         .collect::<Result<Vec<f64>, _>>()?;
     PriceSeries::new(closes).map_err(|e| match e {
         SeriesError::Empty => ApiError::invalid(format!("{field} is empty")),
-        SeriesError::BadPrice { index, value } => ApiError::invalid(format!(
-            "{field}[{index}] is {value}: prices must be finite and greater than 0"
-        )),
+        other => ApiError::invalid(format!("{field}{other}")),
     })
 }

@@ -10,22 +10,68 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 
-/// `Json<T>` whose rejections are [`ApiError`]s.
+/// `Json<T>` whose rejections are [`ApiError`]s. Large bodies are parsed on
+/// a blocking thread, so a megabyte of JSON never holds up an async worker.
 pub struct ApiJson<T>(pub T);
+
+/// Bodies up to this size are parsed in place.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + Send + 'static,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(from_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(from_rejection(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
         }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge("request body exceeds the configured limit".into())
+                } else {
+                    ApiError::invalid(format!("cannot read request body: {}", e.body_text()))
+                }
+            })?;
+        let large = bytes.len() > INLINE_PARSE_BYTES;
+        let parse = move || axum::Json::<T>::from_bytes(&bytes);
+        let parsed = if large {
+            tokio::task::spawn_blocking(parse)
+                .await
+                .map_err(|e| ApiError::Internal(format!("parsing a body panicked: {e}")))?
+        } else {
+            parse()
+        };
+        parsed
+            .map(|axum::Json(value)| ApiJson(value))
+            .map_err(from_rejection)
     }
+}
+
+/// `application/json`, or any `application/...+json`, parameters aside.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"))
 }
 
 fn from_rejection(rejection: JsonRejection) -> ApiError {

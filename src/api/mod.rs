@@ -191,8 +191,24 @@ fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
     ApiError::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
+/// A method label from a fixed set: clients may send any token as a method,
+/// and each distinct label value would be a new time series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Counts requests and their latency by route template (never the raw
-/// path, so label sets stay bounded) and status.
+/// path), known method and status, so label sets stay bounded whatever
+/// clients send.
 async fn record_http_metrics(req: Request<Body>, next: Next) -> Response<Body> {
     let started = std::time::Instant::now();
     let route = req
@@ -200,10 +216,10 @@ async fn record_http_metrics(req: Request<Body>, next: Next) -> Response<Body> {
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("tickcast_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("tickcast_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("tickcast_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());

@@ -6,4 +6,4 @@ pub mod returns;
 pub mod subscriptions;
 
 pub use listing::{Agent, Catalog, Listing, ModelListing};
-pub use subscriptions::{ItemKind, SubscriptionStore, Subscriptions};
+pub use subscriptions::{ItemKind, SubscriptionLimits, SubscriptionStore, Subscriptions};

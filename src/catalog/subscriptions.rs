@@ -1,6 +1,9 @@
 //! Subscriptions per caller, in SQLite. Each change is one statement inside
 //! a transaction, so concurrent calls never lose an update, and WAL with
 //! full sync means a crash mid-write leaves the last committed state.
+//!
+//! Callers name themselves (`X-User-Id` without API keys), so the store caps
+//! both each caller's subscriptions and the number of callers it keeps.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -41,16 +44,43 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("subscriptions store: a worker thread failed")]
     Worker,
+    /// The caller already holds the most subscriptions one caller may.
+    #[error("at most {limit} subscriptions per caller; unsubscribe from one first")]
+    CallerFull { limit: usize },
+    /// The store already holds subscriptions for the most callers it keeps.
+    #[error(
+        "the subscriptions store is full ({limit} callers); try again after others unsubscribe"
+    )]
+    StoreFull { limit: usize },
+}
+
+/// How much the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionLimits {
+    /// Subscriptions one caller may hold.
+    pub per_caller: usize,
+    /// Callers with at least one subscription.
+    pub callers: usize,
+}
+
+impl Default for SubscriptionLimits {
+    fn default() -> Self {
+        SubscriptionLimits {
+            per_caller: 100,
+            callers: 100_000,
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct SubscriptionStore {
     conn: Arc<Mutex<Connection>>,
+    limits: SubscriptionLimits,
 }
 
 impl SubscriptionStore {
     /// Opens (creating if needed) the store at `path` and its directory.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, limits: SubscriptionLimits) -> Result<Self, StoreError> {
         let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: path.display().to_string(),
             source,
@@ -76,6 +106,7 @@ impl SubscriptionStore {
             .map_err(|e| open_err(Box::new(e)))?;
         Ok(SubscriptionStore {
             conn: Arc::new(Mutex::new(conn)),
+            limits,
         })
     }
 
@@ -110,19 +141,31 @@ impl SubscriptionStore {
         add: bool,
     ) -> Result<Subscriptions, StoreError> {
         let (user, id) = (user.to_string(), id.to_string());
+        let limits = self.limits;
         self.run(move |conn| {
             let tx = conn.transaction()?;
-            let sql = if add {
-                "INSERT OR IGNORE INTO subscriptions (user_id, kind, item_id) VALUES (?1, ?2, ?3)"
+            if add {
+                let added = tx.execute(
+                    "INSERT OR IGNORE INTO subscriptions (user_id, kind, item_id) VALUES (?1, ?2, ?3)",
+                    params![user, kind.as_str(), id],
+                )?;
+                if added > 0 {
+                    if let Err(limit) = within_limits(&tx, &user, limits)? {
+                        // Dropping the transaction rolls the insert back.
+                        return Ok(Err(limit));
+                    }
+                }
             } else {
-                "DELETE FROM subscriptions WHERE user_id = ?1 AND kind = ?2 AND item_id = ?3"
-            };
-            tx.execute(sql, params![user, kind.as_str(), id])?;
+                tx.execute(
+                    "DELETE FROM subscriptions WHERE user_id = ?1 AND kind = ?2 AND item_id = ?3",
+                    params![user, kind.as_str(), id],
+                )?;
+            }
             let subs = read(&tx, &user)?;
             tx.commit()?;
-            Ok(subs)
+            Ok(Ok(subs))
         })
-        .await
+        .await?
     }
 
     /// SQLite calls block, so they run off the async workers.
@@ -140,6 +183,38 @@ impl SubscriptionStore {
         .await
         .map_err(|_| StoreError::Worker)?
     }
+}
+
+/// After an insert: `Err` with the limit the new row breaks.
+fn within_limits(
+    conn: &Connection,
+    user: &str,
+    limits: SubscriptionLimits,
+) -> Result<Result<(), StoreError>, rusqlite::Error> {
+    let held: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM subscriptions WHERE user_id = ?1",
+        params![user],
+        |row| row.get(0),
+    )?;
+    if held as usize > limits.per_caller {
+        return Ok(Err(StoreError::CallerFull {
+            limit: limits.per_caller,
+        }));
+    }
+    if held == 1 {
+        // A new caller: count the callers the store keeps.
+        let callers: i64 = conn.query_row(
+            "SELECT COUNT(DISTINCT user_id) FROM subscriptions",
+            [],
+            |row| row.get(0),
+        )?;
+        if callers as usize > limits.callers {
+            return Ok(Err(StoreError::StoreFull {
+                limit: limits.callers,
+            }));
+        }
+    }
+    Ok(Ok(()))
 }
 
 fn read(conn: &Connection, user: &str) -> Result<Subscriptions, rusqlite::Error> {
@@ -167,7 +242,11 @@ mod tests {
     #[tokio::test]
     async fn subscriptions_are_per_user_sorted_and_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SubscriptionStore::open(&dir.path().join("nested/subs.db")).unwrap();
+        let store = SubscriptionStore::open(
+            &dir.path().join("nested/subs.db"),
+            SubscriptionLimits::default(),
+        )
+        .unwrap();
         store
             .subscribe("alice", ItemKind::Model, "lstm_predictor")
             .await
@@ -192,7 +271,9 @@ mod tests {
     #[tokio::test]
     async fn concurrent_changes_are_never_lost() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SubscriptionStore::open(&dir.path().join("subs.db")).unwrap();
+        let store =
+            SubscriptionStore::open(&dir.path().join("subs.db"), SubscriptionLimits::default())
+                .unwrap();
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let store = store.clone();
@@ -214,14 +295,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("subs.db");
         {
-            let store = SubscriptionStore::open(&path).unwrap();
+            let store = SubscriptionStore::open(&path, SubscriptionLimits::default()).unwrap();
             store
                 .subscribe("u", ItemKind::Agent, "risk_monitor")
                 .await
                 .unwrap();
         }
-        let store = SubscriptionStore::open(&path).unwrap();
+        let store = SubscriptionStore::open(&path, SubscriptionLimits::default()).unwrap();
         assert_eq!(store.list("u").await.unwrap().agents, ["risk_monitor"]);
+    }
+
+    #[tokio::test]
+    async fn each_caller_and_the_number_of_callers_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = SubscriptionLimits {
+            per_caller: 2,
+            callers: 2,
+        };
+        let store = SubscriptionStore::open(&dir.path().join("subs.db"), limits).unwrap();
+        store.subscribe("a", ItemKind::Agent, "x").await.unwrap();
+        store.subscribe("a", ItemKind::Agent, "y").await.unwrap();
+        // Again: already held, so no new row and no refusal.
+        store.subscribe("a", ItemKind::Agent, "y").await.unwrap();
+        let err = store
+            .subscribe("a", ItemKind::Agent, "z")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::CallerFull { limit: 2 }), "{err}");
+        store.subscribe("b", ItemKind::Agent, "x").await.unwrap();
+        let err = store
+            .subscribe("c", ItemKind::Agent, "x")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::StoreFull { limit: 2 }), "{err}");
+        // Refused rows were rolled back; freeing room lets a caller in.
+        assert_eq!(store.list("a").await.unwrap().agents, ["x", "y"]);
+        assert!(store.list("c").await.unwrap().agents.is_empty());
+        store.unsubscribe("b", ItemKind::Agent, "x").await.unwrap();
+        store.subscribe("c", ItemKind::Agent, "x").await.unwrap();
     }
 
     #[test]
@@ -229,7 +340,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
-        let err = SubscriptionStore::open(&file.join("subs.db"))
+        let err = SubscriptionStore::open(&file.join("subs.db"), SubscriptionLimits::default())
             .err()
             .unwrap();
         assert!(err.to_string().contains("subs.db"), "{err}");

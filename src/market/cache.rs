@@ -1,6 +1,10 @@
-//! A bounded TTL cache for upstream answers. Concurrent requests for the
+//! Bounded TTL caches for upstream answers. Concurrent requests for the
 //! same key share one upstream call, and the last good answer is kept after
 //! it expires so it can be served, marked stale, when every provider fails.
+//!
+//! [`TtlCache`] keeps one answer per key. [`HistoryCache`] keeps one series
+//! of bars per symbol and interval, the deepest fetched, and serves any
+//! number of the newest bars out of it, weighed in bytes.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -10,6 +14,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
+
+use super::prices::Candle;
 
 /// Whether an answer is current or the last known good one.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,16 +32,89 @@ pub struct CacheStats {
     /// Percent of lookups answered without an upstream call.
     pub hit_rate: f64,
     pub stale_served: u64,
+    /// Bytes held, for caches weighed in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
-pub struct TtlCache<K, V> {
+/// Hit, miss and stale counters of one cache, also exported as metrics.
+struct Counters {
     /// Label for metrics.
     name: &'static str,
-    fresh: moka::future::Cache<K, V>,
-    last_good: moka::future::Cache<K, (V, Instant)>,
     hits: AtomicU64,
     misses: AtomicU64,
     stale_served: AtomicU64,
+}
+
+impl Counters {
+    fn new(name: &'static str) -> Self {
+        Counters {
+            name,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stale_served: AtomicU64::new(0),
+        }
+    }
+
+    fn hit(&self) {
+        self.count("hit", &self.hits);
+    }
+
+    fn miss(&self) {
+        self.count("miss", &self.misses);
+    }
+
+    fn stale(&self) {
+        self.count("stale", &self.stale_served);
+    }
+
+    fn count(&self, result: &'static str, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tickcast_cache_requests_total", "cache" => self.name, "result" => result)
+            .increment(1);
+    }
+
+    /// A failed fetch's answer: `last`, the last good value when one may
+    /// stand in, marked stale with its age; else the error.
+    fn after_failure<V, E>(
+        &self,
+        err: Arc<E>,
+        last: Option<(V, Instant)>,
+    ) -> Result<(V, Freshness), Arc<E>> {
+        self.miss();
+        let (value, stored) = last.ok_or(err)?;
+        self.stale();
+        Ok((
+            value,
+            Freshness::Stale {
+                age: stored.elapsed(),
+            },
+        ))
+    }
+
+    fn stats(&self, entries: u64) -> CacheStats {
+        let hits = self.hits.load(Ordering::Relaxed);
+        let misses = self.misses.load(Ordering::Relaxed);
+        let lookups = hits + misses;
+        CacheStats {
+            entries,
+            hits,
+            misses,
+            hit_rate: if lookups == 0 {
+                0.0
+            } else {
+                100.0 * hits as f64 / lookups as f64
+            },
+            stale_served: self.stale_served.load(Ordering::Relaxed),
+            bytes: None,
+        }
+    }
+}
+
+pub struct TtlCache<K, V> {
+    fresh: moka::future::Cache<K, V>,
+    last_good: moka::future::Cache<K, (V, Instant)>,
+    counters: Counters,
 }
 
 impl<K, V> TtlCache<K, V>
@@ -43,20 +122,30 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// `capacity` bounds both the fresh and the last-good copies.
+    /// `capacity` entries bound both the fresh and the last-good copies.
     pub fn new(name: &'static str, capacity: u64, ttl: Duration) -> Self {
+        Self::weighted(name, capacity, ttl, |_, _| 1)
+    }
+
+    /// `capacity` bounds the summed `weight` of the fresh copies, and again
+    /// of the last-good ones.
+    pub fn weighted(
+        name: &'static str,
+        capacity: u64,
+        ttl: Duration,
+        weight: fn(&K, &V) -> u32,
+    ) -> Self {
         TtlCache {
-            name,
             fresh: moka::future::Cache::builder()
                 .max_capacity(capacity)
+                .weigher(weight)
                 .time_to_live(ttl)
                 .build(),
             last_good: moka::future::Cache::builder()
                 .max_capacity(capacity)
+                .weigher(move |k, v: &(V, Instant)| weight(k, &v.0))
                 .build(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            stale_served: AtomicU64::new(0),
+            counters: Counters::new(name),
         }
     }
 
@@ -81,32 +170,21 @@ where
         {
             Ok(entry) => {
                 if entry.is_fresh() {
-                    self.count("miss", &self.misses);
+                    self.counters.miss();
                     self.last_good
                         .insert(key, (entry.value().clone(), Instant::now()))
                         .await;
                 } else {
-                    self.count("hit", &self.hits);
+                    self.counters.hit();
                 }
                 Ok((entry.into_value(), Freshness::Fresh))
             }
             Err(err) => {
-                self.count("miss", &self.misses);
-                if !serve_stale(&err) {
-                    return Err(err);
-                }
-                match self.last_good.get(&key).await {
-                    Some((value, stored)) => {
-                        self.count("stale", &self.stale_served);
-                        Ok((
-                            value,
-                            Freshness::Stale {
-                                age: stored.elapsed(),
-                            },
-                        ))
-                    }
-                    None => Err(err),
-                }
+                let last = match serve_stale(&err) {
+                    true => self.last_good.get(&key).await,
+                    false => None,
+                };
+                self.counters.after_failure(err, last)
             }
         }
     }
@@ -115,14 +193,14 @@ where
     pub async fn get(&self, key: &K) -> Option<V> {
         let value = self.fresh.get(key).await;
         if value.is_some() {
-            self.count("hit", &self.hits);
+            self.counters.hit();
         }
         value
     }
 
     /// Stores a value fetched by the caller (counted as a miss).
     pub async fn put(&self, key: K, value: V) {
-        self.count("miss", &self.misses);
+        self.counters.miss();
         self.last_good
             .insert(key.clone(), (value.clone(), Instant::now()))
             .await;
@@ -132,31 +210,181 @@ where
     /// The last good value for `key`, however old, and its age.
     pub async fn last_good(&self, key: &K) -> Option<(V, Duration)> {
         let (value, stored) = self.last_good.get(key).await?;
-        self.count("stale", &self.stale_served);
+        self.counters.stale();
         Some((value, stored.elapsed()))
-    }
-
-    fn count(&self, result: &'static str, counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("tickcast_cache_requests_total", "cache" => self.name, "result" => result)
-            .increment(1);
     }
 
     pub async fn stats(&self) -> CacheStats {
         self.fresh.run_pending_tasks().await;
-        let hits = self.hits.load(Ordering::Relaxed);
-        let misses = self.misses.load(Ordering::Relaxed);
-        let lookups = hits + misses;
+        self.counters.stats(self.fresh.entry_count())
+    }
+}
+
+/// A series of bars as a provider answered it.
+#[derive(Debug)]
+pub struct Bars {
+    pub candles: Arc<[Candle]>,
+    pub provider: String,
+    /// The provider had no older bars: these start where its series starts.
+    pub complete: bool,
+}
+
+impl Bars {
+    /// Whether the newest `n` bars can be served from these.
+    pub fn covers(&self, n: usize) -> bool {
+        self.complete || self.candles.len() >= n
+    }
+
+    /// `older`'s bars before `newer`'s first, then `newer`'s: a deeper series
+    /// brought up to date by a shallower fetch from the same provider.
+    fn updated(older: &Bars, newer: &Arc<Bars>) -> Arc<Bars> {
+        let Some(first) = newer.candles.first() else {
+            return Arc::clone(newer);
+        };
+        if older.provider != newer.provider || newer.complete {
+            return Arc::clone(newer);
+        }
+        let kept = older.candles.partition_point(|c| c.time < first.time);
+        if kept == 0 {
+            return Arc::clone(newer);
+        }
+        let candles: Vec<Candle> = older.candles[..kept]
+            .iter()
+            .chain(newer.candles.iter())
+            .cloned()
+            .collect();
+        Arc::new(Bars {
+            candles: candles.into(),
+            provider: newer.provider.clone(),
+            complete: older.complete,
+        })
+    }
+
+    /// Approximate bytes held, for the cache's budget.
+    fn weight(&self) -> u32 {
+        let bytes = self.candles.len() * std::mem::size_of::<Candle>()
+            + self.provider.len()
+            + std::mem::size_of::<Self>();
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
+/// One cached series per key (symbol and interval), the deepest fetched:
+/// a request for the newest `n` bars is sliced out of it, so neither
+/// varying `n` nor several models' lookbacks multiply memory or upstream
+/// calls. A miss fetches `depth` bars (at least `n`; callers round it up so
+/// growing requests refetch only a few times); concurrent fetches of the
+/// same key and depth share one upstream call.
+pub struct HistoryCache<K> {
+    fresh: moka::future::Cache<K, Arc<Bars>>,
+    last_good: moka::future::Cache<K, (Arc<Bars>, Instant)>,
+    /// Fetches in flight, held only so concurrent callers share them.
+    fetches: moka::future::Cache<(K, usize), Arc<Bars>>,
+    counters: Counters,
+}
+
+impl<K> HistoryCache<K>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    /// `budget_bytes` bounds the fresh series, and again the last-good ones
+    /// (the two mostly share their bars).
+    pub fn new(name: &'static str, budget_bytes: u64, ttl: Duration) -> Self {
+        let weigh = |_: &K, bars: &Arc<Bars>| bars.weight();
+        HistoryCache {
+            fresh: moka::future::Cache::builder()
+                .max_capacity(budget_bytes)
+                .weigher(weigh)
+                .time_to_live(ttl)
+                .build(),
+            last_good: moka::future::Cache::builder()
+                .max_capacity(budget_bytes)
+                .weigher(|_, (bars, _): &(Arc<Bars>, Instant)| bars.weight())
+                .build(),
+            fetches: moka::future::Cache::builder()
+                .max_capacity(budget_bytes)
+                .weigher(|_, bars: &Arc<Bars>| bars.weight())
+                .build(),
+            counters: Counters::new(name),
+        }
+    }
+
+    /// Cached bars covering the newest `n`, else `fetch(depth)`'s (shared
+    /// with concurrent callers of the same key and depth). When `fetch`
+    /// fails with an error `serve_stale` accepts, the last good bars if
+    /// they cover `n`.
+    pub async fn get_or_fetch<E, F, Fut>(
+        &self,
+        key: K,
+        n: usize,
+        depth: usize,
+        fetch: F,
+        serve_stale: impl Fn(&E) -> bool,
+    ) -> Result<(Arc<Bars>, Freshness), Arc<E>>
+    where
+        F: FnOnce(usize) -> Fut,
+        Fut: Future<Output = Result<Bars, E>>,
+        E: Send + Sync + 'static,
+    {
+        if let Some(bars) = self.fresh.get(&key).await.filter(|b| b.covers(n)) {
+            self.counters.hit();
+            return Ok((bars, Freshness::Fresh));
+        }
+        let depth = depth.max(n);
+        let flight = (key.clone(), depth);
+        let answer = self
+            .fetches
+            .entry(flight.clone())
+            .or_try_insert_with(async {
+                let bars = Arc::new(fetch(depth).await?);
+                self.keep(&key, &bars).await;
+                Ok(bars)
+            })
+            .await;
+        match answer {
+            Ok(entry) => {
+                if entry.is_fresh() {
+                    self.counters.miss();
+                    self.fetches.invalidate(&flight).await;
+                } else {
+                    self.counters.hit();
+                }
+                Ok((entry.into_value(), Freshness::Fresh))
+            }
+            Err(err) => {
+                let last = match serve_stale(&err) {
+                    true => self.last_good.get(&key).await,
+                    false => None,
+                };
+                let last = last.filter(|(bars, _)| bars.covers(n));
+                self.counters.after_failure(err, last)
+            }
+        }
+    }
+
+    /// Keeps a fetched series as the key's fresh one, and brings the last
+    /// good one up to date with it (keeping any older bars it holds).
+    async fn keep(&self, key: &K, bars: &Arc<Bars>) {
+        let fresh = match self.fresh.get(key).await {
+            Some(held) => Bars::updated(&held, bars),
+            None => Arc::clone(bars),
+        };
+        self.fresh.insert(key.clone(), fresh).await;
+        let good = match self.last_good.get(key).await {
+            Some((held, _)) => Bars::updated(&held, bars),
+            None => Arc::clone(bars),
+        };
+        self.last_good
+            .insert(key.clone(), (good, Instant::now()))
+            .await;
+    }
+
+    /// Counts, and the bytes of the fresh series as the budget weighs them.
+    pub async fn stats(&self) -> CacheStats {
+        self.fresh.run_pending_tasks().await;
         CacheStats {
-            entries: self.fresh.entry_count(),
-            hits,
-            misses,
-            hit_rate: if lookups == 0 {
-                0.0
-            } else {
-                100.0 * hits as f64 / lookups as f64
-            },
-            stale_served: self.stale_served.load(Ordering::Relaxed),
+            bytes: Some(self.fresh.weighted_size()),
+            ..self.counters.stats(self.fresh.entry_count())
         }
     }
 }
@@ -231,5 +459,110 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok, (2, Freshness::Fresh));
+    }
+
+    fn series(n: usize, from_day: u32) -> Vec<Candle> {
+        let start = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        (0..n)
+            .map(|i| {
+                let day = start + chrono::Days::new(u64::from(from_day) + i as u64);
+                Candle::daily_close(day, 100.0 + i as f64)
+            })
+            .collect()
+    }
+
+    /// A provider holding `held` bars: a fetch of `depth` gets the newest.
+    async fn provide(held: usize, depth: usize, calls: &AtomicUsize) -> Result<Bars, String> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let all = series(held, 0);
+        let newest = all[held.saturating_sub(depth)..].to_vec();
+        Ok(Bars {
+            complete: newest.len() < depth,
+            candles: newest.into(),
+            provider: "p".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn every_lookback_is_sliced_from_one_series_per_key() {
+        let cache: HistoryCache<&str> = HistoryCache::new("test", 1 << 20, Duration::from_secs(60));
+        let calls = AtomicUsize::new(0);
+        let get = |n: usize, depth: usize| {
+            cache.get_or_fetch("k", n, depth, |d| provide(500, d, &calls), |_| true)
+        };
+        let (bars, _) = get(10, 64).await.unwrap();
+        assert_eq!(bars.candles.len(), 64);
+        for n in 1..=64 {
+            get(n, 64).await.unwrap();
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "shorter lookbacks are hits"
+        );
+        // Deeper than held: one fetch, which then serves every depth.
+        let (bars, _) = get(300, 1024).await.unwrap();
+        assert_eq!((bars.candles.len(), bars.complete), (500, true));
+        for n in [1, 64, 300, 499, 500, 9000, 20_000] {
+            let (bars, _) = get(n, 16384).await.unwrap();
+            assert!(bars.covers(n));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.stats().await.entries, 1);
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_to_its_byte_budget() {
+        let one = Bars {
+            candles: series(1000, 0).into(),
+            provider: "p".into(),
+            complete: true,
+        }
+        .weight() as u64;
+        let cache: HistoryCache<u32> = HistoryCache::new("test", 5 * one, Duration::from_secs(60));
+        let calls = AtomicUsize::new(0);
+        for key in 0..50 {
+            cache
+                .get_or_fetch(key, 1000, 1000, |d| provide(1000, d, &calls), |_| true)
+                .await
+                .unwrap();
+        }
+        let stats = cache.stats().await;
+        assert!(stats.bytes.unwrap() <= 5 * one, "{stats:?}");
+        assert!(stats.entries <= 5, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn the_last_good_series_stays_deep_when_a_shallow_fetch_updates_it() {
+        let cache: HistoryCache<&str> =
+            HistoryCache::new("test", 1 << 20, Duration::from_millis(20));
+        let calls = AtomicUsize::new(0);
+        cache
+            .get_or_fetch("k", 400, 400, |d| provide(500, d, &calls), |_| true)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        // A shallow fetch of newer bars (one day on).
+        let newer = || async {
+            Ok::<_, String>(Bars {
+                candles: series(10, 491).into(),
+                provider: "p".into(),
+                complete: false,
+            })
+        };
+        cache
+            .get_or_fetch("k", 10, 10, |_| newer(), |_| true)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let down = |_| async { Err::<Bars, _>("down".to_string()) };
+        let (stale, freshness) = cache
+            .get_or_fetch("k", 400, 400, down, |_| true)
+            .await
+            .unwrap();
+        assert!(matches!(freshness, Freshness::Stale { .. }));
+        // Days 100..=490 as first fetched, then 491..=500.
+        assert_eq!(stale.candles.len(), 401, "the old bars, then the new ones");
+        assert!(stale.candles.windows(2).all(|w| w[0].time < w[1].time));
     }
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::http;
+use super::limiter::{ProviderRateLimiter, QuotaConfig};
 use super::prices::{Candle, Interval, Quote, Span};
 use super::provider::{Provider, ProviderError, QuoteAnswer};
 use super::symbols::SymbolForm;
@@ -52,6 +53,7 @@ pub struct FyersProvider {
     client: reqwest::Client,
     base_url: String,
     credentials: RwLock<Credentials>,
+    quota: Option<ProviderRateLimiter>,
 }
 
 impl std::fmt::Debug for FyersProvider {
@@ -76,7 +78,15 @@ impl FyersProvider {
                 app_id: app_id.trim().to_string(),
                 access_token,
             }),
+            quota: None,
         })
+    }
+
+    /// Spends a permit of `quota` on every request to Fyers (a history
+    /// call is one request per 366-day chunk), waiting at most `max_wait`.
+    pub fn with_quota(mut self, quota: &QuotaConfig, max_wait: Duration) -> Self {
+        self.quota = Some(ProviderRateLimiter::new(quota, max_wait));
+        self
     }
 
     /// Replaces the credentials; the next call uses them.
@@ -94,6 +104,12 @@ impl FyersProvider {
     }
 
     async fn get(&self, endpoint: &str, query: &[(&str, String)]) -> Result<Value, ProviderError> {
+        if let Some(quota) = &self.quota {
+            quota
+                .acquire()
+                .await
+                .map_err(|_| ProviderError::QuotaSpent)?;
+        }
         let response = self
             .client
             .get(format!("{}/{endpoint}", self.base_url))
@@ -291,6 +307,10 @@ impl Provider for FyersProvider {
 
     fn cached_entries(&self) -> u64 {
         0
+    }
+
+    fn quota(&self) -> Option<&ProviderRateLimiter> {
+        self.quota.as_ref()
     }
 }
 

@@ -1,14 +1,16 @@
 //! Per-provider rate limiting: every quota (per second, minute, hour) must
-//! have room before a call goes upstream. A caller waits at most a bounded
-//! time; past it the call is refused so the data manager can try the next
-//! provider instead of queueing without end.
+//! have room before a request goes upstream, and each upstream HTTP request
+//! takes its own permit (a 500-symbol quote fetch is 500 requests to Yahoo).
+//! A caller waits at most a bounded time; past it the request is refused so
+//! the data manager can try the next provider instead of queueing without
+//! end.
 
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
+
+use crate::throttle::{Gcra, Window};
 
 /// Quotas for one provider; an absent window is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -29,14 +31,15 @@ pub struct Throttled {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LimiterStats {
-    /// Calls that had to wait for capacity.
+    /// Calls that found no capacity at once.
     pub waits: u64,
-    /// Calls refused after the bounded wait.
+    /// Calls refused: the capacity would not come back within the wait allowed.
     pub rejections: u64,
 }
 
+/// Our own quota for one provider, one permit per upstream HTTP request.
 pub struct ProviderRateLimiter {
-    windows: Vec<DefaultDirectRateLimiter>,
+    quota: Gcra,
     max_wait: Duration,
     waits: AtomicU64,
     rejections: AtomicU64,
@@ -44,54 +47,48 @@ pub struct ProviderRateLimiter {
 
 impl ProviderRateLimiter {
     pub fn new(quota: &QuotaConfig, max_wait: Duration) -> Self {
-        let burst = quota.burst.and_then(NonZeroU32::new);
         let windows = [
-            (
-                quota.per_second,
-                Quota::per_second as fn(NonZeroU32) -> Quota,
-            ),
-            (quota.per_minute, Quota::per_minute),
-            (quota.per_hour, Quota::per_hour),
+            (quota.per_second, Duration::from_secs(1)),
+            (quota.per_minute, Duration::from_secs(60)),
+            (quota.per_hour, Duration::from_secs(3600)),
         ]
         .into_iter()
-        .filter_map(|(count, make)| {
-            let count = NonZeroU32::new(count?)?;
-            let quota = make(count);
-            let quota = match burst {
-                Some(b) if b < count => quota.allow_burst(b),
-                _ => quota,
-            };
-            Some(RateLimiter::direct(quota))
+        .filter_map(|(count, per)| {
+            let count = count?;
+            Window::new(count, per, quota.burst.unwrap_or(count))
         })
         .collect();
         ProviderRateLimiter {
-            windows,
+            quota: Gcra::new(windows),
             max_wait,
             waits: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
         }
     }
 
-    /// Takes one permit from every window, waiting at most `max_wait` in all.
+    /// Takes one permit from every window, waiting at most `max_wait` in
+    /// all; a wait that would run past it is refused at once, so the caller
+    /// can move on to the next provider.
     pub async fn acquire(&self) -> Result<(), Throttled> {
-        if self.windows.iter().all(|w| w.check().is_ok()) {
-            return Ok(());
-        }
-        // A window without room: wait (bounded) for all of them.
-        self.waits.fetch_add(1, Ordering::Relaxed);
-        let all_ready = async {
-            for window in &self.windows {
-                window.until_ready().await;
+        let started = tokio::time::Instant::now();
+        let mut waited = false;
+        loop {
+            let wait = match self.quota.try_take() {
+                Ok(()) => return Ok(()),
+                Err(wait) => wait,
+            };
+            if !waited {
+                waited = true;
+                self.waits.fetch_add(1, Ordering::Relaxed);
             }
-        };
-        match tokio::time::timeout(self.max_wait, all_ready).await {
-            Ok(()) => Ok(()),
-            Err(_) => {
+            if started.elapsed() + wait > self.max_wait {
                 self.rejections.fetch_add(1, Ordering::Relaxed);
-                Err(Throttled {
-                    waited: self.max_wait,
-                })
+                return Err(Throttled {
+                    waited: started.elapsed(),
+                });
             }
+            // Others may take the permit first: look again after the wait.
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -156,6 +153,28 @@ mod tests {
                 rejections: 0
             }
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_call_spends_no_permit_of_any_window() {
+        let quota = QuotaConfig {
+            per_second: Some(10),
+            per_minute: Some(3),
+            ..Default::default()
+        };
+        let limiter = ProviderRateLimiter::new(&quota, Duration::ZERO);
+        for _ in 0..3 {
+            limiter.acquire().await.unwrap();
+        }
+        for _ in 0..50 {
+            assert!(limiter.acquire().await.is_err());
+        }
+        // A minute on, the per-minute window has room again and the
+        // per-second window was never drained by the refusals.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        for _ in 0..3 {
+            limiter.acquire().await.unwrap();
+        }
     }
 
     #[tokio::test]

@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
-use super::cache::{CacheStats, Freshness, TtlCache};
-use super::limiter::{ProviderRateLimiter, QuotaConfig};
+use super::cache::{Bars, CacheStats, Freshness, HistoryCache, TtlCache};
+use super::limiter::ProviderRateLimiter;
 use super::prices::{History, Interval, Quote, Span};
 use super::provider::{Provider, ProviderError};
 use super::stats::{ProviderMetrics, ProviderStats};
@@ -50,12 +50,15 @@ pub struct MarketHealth {
     pub quote_cache: CacheStats,
 }
 
-/// How long answers are kept.
+/// How long answers are kept, and how much of them.
 #[derive(Debug, Clone, Copy)]
 pub struct CachePolicy {
     pub history_ttl: std::time::Duration,
     pub quote_ttl: std::time::Duration,
+    /// Most quotes kept (and as many last-good ones).
     pub capacity: u64,
+    /// Bytes of bars the history cache keeps (and again of last-good ones).
+    pub history_bytes: u64,
 }
 
 impl Default for CachePolicy {
@@ -64,29 +67,31 @@ impl Default for CachePolicy {
             history_ttl: std::time::Duration::from_secs(3600),
             quote_ttl: std::time::Duration::from_secs(30),
             capacity: 10_000,
+            history_bytes: 64 << 20,
         }
     }
 }
 
-type HistoryKey = (String, Span, Interval);
+type HistoryKey = (String, Interval);
+
+/// Bars fetched for a request of the newest `n`: the next of a few fixed
+/// depths, so a series grows in at most a handful of upstream calls
+/// however the lookbacks asked for vary.
+fn fetch_depth(n: usize) -> usize {
+    const DEPTHS: [usize; 5] = [64, 256, 1024, 4096, 16384];
+    DEPTHS.into_iter().find(|&d| d >= n).unwrap_or(n)
+}
 
 struct Source {
     provider: Arc<dyn Provider>,
     stats: ProviderStats,
     breaker: CircuitBreaker,
-    limiter: Option<ProviderRateLimiter>,
 }
 
 impl Source {
-    /// Leave to call: our own quota first (a bounded wait), then the breaker.
-    /// `Err` says why the provider is skipped this time.
-    async fn admit(&self) -> Result<super::breaker::Permit<'_>, &'static str> {
-        if let Some(limiter) = &self.limiter {
-            limiter
-                .acquire()
-                .await
-                .map_err(|_| "rate limited (quota spent)")?;
-        }
+    /// Leave to call: `Err` says why the provider is skipped this time.
+    /// (Our own quota is spent per upstream request, inside the provider.)
+    fn admit(&self) -> Result<super::breaker::Permit<'_>, &'static str> {
         self.breaker.try_acquire().ok_or("circuit open")
     }
 
@@ -135,7 +140,7 @@ pub struct DataManager {
     mapper: Arc<SymbolMapper>,
     /// Changes once if the EC2 probe finds production.
     environment: std::sync::RwLock<Environment>,
-    history_cache: TtlCache<HistoryKey, Arc<History>>,
+    history_cache: HistoryCache<HistoryKey>,
     quote_cache: TtlCache<String, Quote>,
     /// Identical concurrent fetches of the same symbols share one call.
     quote_batches: TtlCache<String, Arc<QuoteBatch>>,
@@ -164,7 +169,6 @@ impl DataManager {
                 breaker: CircuitBreaker::new(provider.name(), breaker),
                 provider,
                 stats: ProviderStats::default(),
-                limiter: None,
             })
             .collect();
         DataManager {
@@ -174,9 +178,17 @@ impl DataManager {
             breaker_config: breaker,
             mapper,
             environment: std::sync::RwLock::new(environment),
-            history_cache: TtlCache::new("history", cache.capacity, cache.history_ttl),
+            history_cache: HistoryCache::new("history", cache.history_bytes, cache.history_ttl),
             quote_cache: TtlCache::new("quotes", cache.capacity, cache.quote_ttl),
-            quote_batches: TtlCache::new("quote_batches", 1_000, cache.quote_ttl),
+            // Weighed by quotes held, so the batches keep no more than the quote cache.
+            quote_batches: TtlCache::weighted(
+                "quote_batches",
+                cache.capacity,
+                cache.quote_ttl,
+                |_, batch: &Arc<QuoteBatch>| {
+                    u32::try_from(batch.found.len() + batch.missing.len()).unwrap_or(u32::MAX)
+                },
+            ),
         }
     }
 
@@ -186,7 +198,6 @@ impl DataManager {
             breaker: CircuitBreaker::new(provider.name(), self.breaker_config),
             provider,
             stats: ProviderStats::default(),
-            limiter: None,
         });
         self
     }
@@ -238,31 +249,15 @@ impl DataManager {
         self.ordered().first().map(|s| s.provider.name())
     }
 
-    /// Limits calls to the provider named `provider` to `quota`, waiting at
-    /// most `max_wait` for room before skipping to the next provider.
-    pub fn with_rate_limit(
-        mut self,
-        provider: &str,
-        quota: &QuotaConfig,
-        max_wait: std::time::Duration,
-    ) -> Self {
-        for source in self
-            .sources
-            .iter_mut()
-            .filter(|s| s.provider.name() == provider)
-        {
-            source.limiter = Some(ProviderRateLimiter::new(quota, max_wait));
-        }
-        self
-    }
-
     pub fn mapper(&self) -> &SymbolMapper {
         &self.mapper
     }
 
     /// Bars for `symbol`: cached, or from the first provider that has them.
-    /// Concurrent identical requests share one upstream call; when every
-    /// provider fails, the last good answer is served with its age.
+    /// The newest `n` bars of one cached series per symbol and interval
+    /// (fewer when the provider has fewer); concurrent identical fetches
+    /// share one upstream call; when every provider fails, the last good
+    /// answer is served with its age. `Span::Dates` is fetched uncached.
     pub async fn history(
         &self,
         symbol: &str,
@@ -270,23 +265,28 @@ impl DataManager {
         interval: Interval,
     ) -> Result<History, MarketError> {
         let key = validate_symbol(symbol)?;
-        let fetch = async {
-            self.fetch_history(symbol, &key, span, interval)
-                .await
-                .map(Arc::new)
+        let Span::LastBars(n) = span else {
+            let bars = self.fetch_history(symbol, &key, span, interval).await?;
+            return Ok(History::newest(bars.candles, usize::MAX, bars.provider));
         };
+        let n = n.max(1);
+        let fetch =
+            |depth: usize| self.fetch_history(symbol, &key, Span::LastBars(depth), interval);
         let answer = self
             .history_cache
-            .get_or_fetch((key.clone(), span, interval), fetch, |e| {
+            .get_or_fetch((key.clone(), interval), n, fetch_depth(n), fetch, |e| {
                 matches!(e, MarketError::Unavailable { .. })
             })
             .await;
         let history = match answer {
-            Ok((history, Freshness::Fresh)) => History::clone(&history),
-            Ok((history, Freshness::Stale { age })) => History {
-                stale_age: Some(age),
-                ..History::clone(&history)
-            },
+            Ok((bars, freshness)) => {
+                let mut history =
+                    History::newest(Arc::clone(&bars.candles), n, bars.provider.clone());
+                if let Freshness::Stale { age } = freshness {
+                    history.stale_age = Some(age);
+                }
+                history
+            }
             Err(e) => return Err(MarketError::clone(&e)),
         };
         if let (Some(observer), Interval::Daily) = (self.observer.get(), interval) {
@@ -307,7 +307,7 @@ impl DataManager {
         key: &str,
         span: Span,
         interval: Interval,
-    ) -> Result<History, MarketError> {
+    ) -> Result<Bars, MarketError> {
         let mut not_found = Vec::new();
         let mut failures = Vec::new();
         for source in self.ordered() {
@@ -316,7 +316,7 @@ impl DataManager {
                 not_found.push(format!("{name}: not listed"));
                 continue;
             };
-            let permit = match source.admit().await {
+            let permit = match source.admit() {
                 Ok(permit) => permit,
                 Err(why) => {
                     failures.push(format!("{name}: {why}"));
@@ -328,14 +328,18 @@ impl DataManager {
             source.report(name, started, &answer, permit);
             match answer {
                 Ok(candles) if !candles.is_empty() => {
-                    return Ok(History {
-                        candles,
+                    let complete = match span {
+                        Span::LastBars(asked) => candles.len() < asked,
+                        Span::Dates { .. } => false,
+                    };
+                    return Ok(Bars {
+                        candles: candles.into(),
                         provider: name.to_string(),
-                        stale_age: None,
-                    })
+                        complete,
+                    });
                 }
                 Ok(_) => not_found.push(format!("{name}: no bars in range")),
-                Err(e) if e.is_provider_failure() => failures.push(format!("{name}: {e}")),
+                Err(e) if e.is_unavailable() => failures.push(format!("{name}: {e}")),
                 Err(e) => not_found.push(format!("{name}: {e}")),
             }
         }
@@ -366,18 +370,21 @@ impl DataManager {
             }
         }
         let mut known: std::collections::HashMap<String, Quote> = std::collections::HashMap::new();
-        let mut misses: Vec<String> = Vec::new();
+        let mut missed = std::collections::HashSet::new();
         for (_, key) in &wanted {
-            if known.contains_key(key) || misses.contains(key) {
+            if known.contains_key(key) || missed.contains(key) {
                 continue;
             }
             match self.quote_cache.get(key).await {
                 Some(quote) => {
                     known.insert(key.clone(), quote);
                 }
-                None => misses.push(key.clone()),
+                None => {
+                    missed.insert(key.clone());
+                }
             }
         }
+        let mut misses: Vec<String> = missed.into_iter().collect();
         let mut why_missing = std::collections::HashMap::new();
         if !misses.is_empty() {
             misses.sort();
@@ -463,7 +470,7 @@ impl DataManager {
             if asked.is_empty() {
                 continue;
             }
-            let permit = match source.admit().await {
+            let permit = match source.admit() {
                 Ok(permit) => permit,
                 Err(why) => {
                     for (i, _) in &asked {
@@ -488,7 +495,7 @@ impl DataManager {
                             }
                             Err(e) => {
                                 add_reason(&mut pending[*i].1, format!("{name}: {e}"));
-                                pending[*i].2 |= e.is_provider_failure();
+                                pending[*i].2 |= e.is_unavailable();
                             }
                         }
                     }
@@ -496,7 +503,7 @@ impl DataManager {
                 Err(e) => {
                     for (i, _) in &asked {
                         add_reason(&mut pending[*i].1, format!("{name}: {e}"));
-                        pending[*i].2 |= e.is_provider_failure();
+                        pending[*i].2 |= e.is_unavailable();
                     }
                 }
             }
@@ -529,7 +536,7 @@ impl DataManager {
             .iter()
             .map(|s| {
                 let mut metrics = s.stats.snapshot(s.breaker.state().as_str());
-                metrics.rate_limit = s.limiter.as_ref().map(ProviderRateLimiter::stats);
+                metrics.rate_limit = s.provider.quota().map(ProviderRateLimiter::stats);
                 (s.provider.name(), metrics)
             })
             .collect();
@@ -600,6 +607,7 @@ pub fn validate_symbol(raw: &str) -> Result<String, MarketError> {
 mod tests {
     use super::*;
     use crate::market::dataset::PriceTable;
+    use crate::market::limiter::QuotaConfig;
     use crate::market::local::LocalProvider;
     use crate::market::prices::Candle;
     use crate::market::provider::QuoteAnswer;
@@ -711,6 +719,7 @@ mod tests {
         calls: std::sync::atomic::AtomicUsize,
         quote_calls: std::sync::atomic::AtomicUsize,
         down: std::sync::atomic::AtomicBool,
+        quota: Option<ProviderRateLimiter>,
     }
 
     #[async_trait]
@@ -728,6 +737,12 @@ mod tests {
             _: Interval,
         ) -> Result<Vec<Candle>, ProviderError> {
             use std::sync::atomic::Ordering::SeqCst;
+            if let Some(quota) = &self.quota {
+                quota
+                    .acquire()
+                    .await
+                    .map_err(|_| ProviderError::QuotaSpent)?;
+            }
             self.calls.fetch_add(1, SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             if self.down.load(SeqCst) {
@@ -765,14 +780,22 @@ mod tests {
         fn cached_entries(&self) -> u64 {
             0
         }
+        fn quota(&self) -> Option<&ProviderRateLimiter> {
+            self.quota.as_ref()
+        }
     }
 
     fn flaky_manager(ttl_ms: u64) -> (Arc<Flaky>, Arc<DataManager>) {
-        let flaky = Arc::new(Flaky::default());
+        flaky_manager_with(Flaky::default(), ttl_ms)
+    }
+
+    fn flaky_manager_with(flaky: Flaky, ttl_ms: u64) -> (Arc<Flaky>, Arc<DataManager>) {
+        let flaky = Arc::new(flaky);
         let policy = CachePolicy {
             history_ttl: std::time::Duration::from_millis(ttl_ms),
             quote_ttl: std::time::Duration::from_millis(ttl_ms),
             capacity: 100,
+            ..CachePolicy::default()
         };
         let mapper = Arc::new(SymbolMapper::built_in().unwrap());
         let dm = DataManager::new(
@@ -825,9 +848,19 @@ mod tests {
             .unwrap();
         assert!(stale.stale_age.is_some());
         assert_eq!(stale.closes(), [190.0]);
+        // Any lookback is sliced from the one series kept (the provider had
+        // no more bars than these).
+        let deeper = dm
+            .history("AAPL", Span::LastBars(900), Interval::Daily)
+            .await
+            .unwrap();
+        assert_eq!(
+            (deeper.closes(), deeper.stale_age.is_some()),
+            (vec![190.0], true)
+        );
         // Nothing cached for this one: the failure shows.
         let err = dm
-            .history("AAPL", Span::LastBars(9), Interval::Daily)
+            .history("MSFT", Span::LastBars(5), Interval::Daily)
             .await
             .unwrap_err();
         assert!(matches!(err, MarketError::Unavailable { .. }), "{err}");
@@ -887,15 +920,19 @@ mod tests {
     #[tokio::test]
     async fn a_spent_quota_sends_calls_to_the_next_provider_after_a_bounded_wait() {
         use std::sync::atomic::Ordering::SeqCst;
-        let (flaky, dm) = flaky_manager(60_000);
-        let dm = Arc::into_inner(dm).unwrap().with_rate_limit(
-            "flaky",
-            &QuotaConfig {
-                per_minute: Some(2),
-                ..Default::default()
-            },
-            std::time::Duration::from_millis(50),
-        );
+        let quota = QuotaConfig {
+            per_minute: Some(2),
+            ..Default::default()
+        };
+        let limited = Flaky {
+            quota: Some(ProviderRateLimiter::new(
+                &quota,
+                std::time::Duration::from_millis(50),
+            )),
+            ..Flaky::default()
+        };
+        // Nothing kept, so every request asks the providers.
+        let (flaky, dm) = flaky_manager_with(limited, 0);
         let started = std::time::Instant::now();
         for n in 1..=10 {
             // RELIANCE.NS: unknown to flaky (neutral), known to local.

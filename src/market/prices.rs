@@ -89,23 +89,53 @@ pub enum Interval {
     Minutes(u32),
 }
 
-/// Bars for one symbol, and where they came from.
+/// Bars for one symbol, and where they came from: the newest of a cached
+/// series, shared rather than copied.
 #[derive(Debug, Clone)]
 pub struct History {
-    pub candles: Vec<Candle>,
+    bars: std::sync::Arc<[Candle]>,
+    /// Index of the first bar served.
+    start: usize,
     pub provider: String,
     /// Set when every provider failed and this is the last good answer.
     pub stale_age: Option<std::time::Duration>,
 }
 
 impl History {
+    pub fn new(candles: Vec<Candle>, provider: impl Into<String>) -> Self {
+        Self::newest(candles.into(), usize::MAX, provider)
+    }
+
+    /// The newest `n` of `bars` (all of them when there are fewer).
+    pub fn newest(bars: std::sync::Arc<[Candle]>, n: usize, provider: impl Into<String>) -> Self {
+        History {
+            start: bars.len().saturating_sub(n),
+            bars,
+            provider: provider.into(),
+            stale_age: None,
+        }
+    }
+
+    /// The newest `n` of these bars (all of them when there are fewer).
+    pub fn last(&self, n: usize) -> History {
+        History {
+            start: self.bars.len() - self.candles().len().min(n),
+            ..self.clone()
+        }
+    }
+
+    /// Bars oldest first.
+    pub fn candles(&self) -> &[Candle] {
+        &self.bars[self.start..]
+    }
+
     pub fn closes(&self) -> Vec<f64> {
-        self.candles.iter().map(|c| c.close).collect()
+        self.candles().iter().map(|c| c.close).collect()
     }
 
     /// The date of the newest bar.
     pub fn as_of(&self) -> Option<NaiveDate> {
-        self.candles.last().map(Candle::date)
+        self.candles().last().map(Candle::date)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::limiter::ProviderRateLimiter;
 use super::prices::{Candle, Interval, Quote, Span};
 use super::symbols::SymbolForm;
 
@@ -17,11 +18,14 @@ pub enum ProviderError {
     /// Credentials missing, wrong or expired (never includes them).
     #[error("not authorised: {0}")]
     Unauthorized(String),
-    /// HTTP 429 from upstream, or our own quota for it is spent.
+    /// HTTP 429 from upstream.
     #[error("rate limited{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
     RateLimited {
         retry_after: Option<std::time::Duration>,
     },
+    /// Our own quota for the provider is spent: no request was sent.
+    #[error("rate limited (quota spent)")]
+    QuotaSpent,
     #[error("timed out")]
     Timeout,
     /// A non-success status that is not one of the above.
@@ -44,8 +48,17 @@ impl ProviderError {
     pub fn is_provider_failure(&self) -> bool {
         !matches!(
             self,
-            ProviderError::NotFound { .. } | ProviderError::Unsupported(_)
+            ProviderError::NotFound { .. }
+                | ProviderError::Unsupported(_)
+                | ProviderError::QuotaSpent
         )
+    }
+
+    /// Whether the provider could not answer now (so another provider, or
+    /// the last good answer, should), as opposed to not having the symbol.
+    /// A spent quota is that, without saying anything of its health.
+    pub fn is_unavailable(&self) -> bool {
+        self.is_provider_failure() || *self == ProviderError::QuotaSpent
     }
 }
 
@@ -74,4 +87,9 @@ pub trait Provider: Send + Sync {
 
     /// Entries held in memory, for health's `cache_stats`.
     fn cached_entries(&self) -> u64;
+
+    /// Our own quota for this provider, when it has one (for health).
+    fn quota(&self) -> Option<&ProviderRateLimiter> {
+        None
+    }
 }

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use super::http;
+use super::limiter::ProviderRateLimiter;
 use super::prices::{Candle, Interval, Quote, Span};
 use super::provider::{Provider, ProviderError, QuoteAnswer};
 use super::symbols::SymbolForm;
@@ -46,6 +47,7 @@ impl Default for YahooSettings {
 pub struct YahooProvider {
     client: reqwest::Client,
     base_url: String,
+    quota: Option<ProviderRateLimiter>,
 }
 
 impl YahooProvider {
@@ -53,7 +55,15 @@ impl YahooProvider {
         Ok(YahooProvider {
             client: http::client(Duration::from_millis(settings.timeout_ms))?,
             base_url: settings.base_url.trim_end_matches('/').to_string(),
+            quota: None,
         })
+    }
+
+    /// Spends a permit of `settings.quota` on every request to Yahoo,
+    /// waiting at most `max_wait` for one.
+    pub fn with_quota(mut self, settings: &YahooSettings, max_wait: Duration) -> Self {
+        self.quota = Some(ProviderRateLimiter::new(&settings.quota, max_wait));
+        self
     }
 
     async fn chart(
@@ -61,6 +71,12 @@ impl YahooProvider {
         symbol: &str,
         query: &[(&str, String)],
     ) -> Result<ChartResult, ProviderError> {
+        if let Some(quota) = &self.quota {
+            quota
+                .acquire()
+                .await
+                .map_err(|_| ProviderError::QuotaSpent)?;
+        }
         let url = format!("{}/v8/finance/chart/{}", self.base_url, urlencode(symbol));
         let response = self
             .client
@@ -197,6 +213,10 @@ impl Provider for YahooProvider {
 
     fn cached_entries(&self) -> u64 {
         0
+    }
+
+    fn quota(&self) -> Option<&ProviderRateLimiter> {
+        self.quota.as_ref()
     }
 }
 

@@ -110,7 +110,11 @@ pub fn evaluate_ensemble(
             .collect();
         let mut per_model: Vec<Vec<(f64, f64)>> = vec![Vec::new(); names.len()];
         for &t in &days {
-            let b = blend(&closes[t + 1 - ENSEMBLE_HISTORY..=t], &params)?;
+            let b = blend(
+                &closes[t + 1 - ENSEMBLE_HISTORY..=t],
+                &params,
+                &super::Budget::unlimited(),
+            )?;
             let actual = closes[t + 1] / closes[t] - 1.0;
             per_model[0].push((b.predicted_return, actual));
             confidence = (confidence.0 + b.confidence, confidence.1 + 1);
@@ -276,7 +280,14 @@ pub fn backtest_forecaster(
             .map(|b| (b.date(), b.close))
             .collect();
         let start = test_start(&table[&symbol]);
-        let w = run(model, &bars, start, &serde_json::json!({}), &plan, None)?;
+        let w = run(
+            model,
+            &bars,
+            start,
+            &serde_json::json!({}),
+            &plan,
+            &super::Budget::unlimited(),
+        )?;
         progress(&format!(
             "{} on {symbol}: Sharpe {:.3} vs buy-and-hold {:.3}",
             model.info().name,
@@ -351,6 +362,7 @@ pub fn backtest_allocator(
             let fields = model.predict(
                 &super::ModelInput::Assets(assets),
                 &serde_json::json!({ "method": method }),
+                &super::Budget::unlimited(),
             )?;
             let weights: Vec<f64> = symbols
                 .iter()

@@ -1,9 +1,12 @@
 //! Bounded concurrency for expensive fits: at most `concurrency` run, at
-//! most `queue` wait, the rest are turned away (and answered 503 busy);
-//! and the cache of fits in front of it.
+//! most `queue` wait, the rest are turned away (and answered 503 busy); and
+//! the cache of fits in front of it. A waiter whose budget ends leaves the
+//! queue.
 
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
+use super::budget::{Budget, Stopped};
 use super::neural::card::fingerprint;
 use super::ModelError;
 
@@ -25,6 +28,18 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// Why no slot was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Every slot is taken and the queue is full.
+    Full,
+    /// The waiter's budget ended in the queue.
+    Stopped(Stopped),
+}
+
+/// How often a waiter looks at its budget.
+const BUDGET_POLL: Duration = Duration::from_millis(20);
+
 impl Gate {
     pub fn new(concurrency: usize, queue: usize) -> Self {
         Gate {
@@ -35,22 +50,30 @@ impl Gate {
         }
     }
 
-    /// A slot once one is free, waiting in the queue if it has room;
-    /// `None` when the queue is full too.
-    pub fn enter(&self) -> Option<Slot<'_>> {
+    /// A slot once one is free, waiting in the queue if it has room and
+    /// while `budget` lasts.
+    pub fn enter(&self, budget: &Budget) -> Result<Slot<'_>, Refused> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.0 >= self.concurrency {
             if state.1 >= self.queue {
-                return None;
+                return Err(Refused::Full);
             }
             state.1 += 1;
             while state.0 >= self.concurrency {
-                state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+                if let Err(why) = budget.check() {
+                    state.1 -= 1;
+                    return Err(Refused::Stopped(why));
+                }
+                state = self
+                    .freed
+                    .wait_timeout(state, BUDGET_POLL)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
             state.1 -= 1;
         }
         state.0 += 1;
-        Some(Slot(self))
+        Ok(Slot(self))
     }
 }
 
@@ -79,10 +102,12 @@ impl<T: Send + Sync + 'static> FitCache<T> {
     }
 
     /// The fit for `key`, made by `fit` under the gate when it is not
-    /// cached. The bool says whether it came from the cache.
+    /// cached (waiting for a slot while `budget` lasts). The bool says
+    /// whether it came from the cache.
     pub fn get_or_fit(
         &self,
         key: String,
+        budget: &Budget,
         fit: impl FnOnce() -> Result<T, ModelError>,
     ) -> Result<(Arc<T>, bool), ModelError> {
         if let Some(hit) = self.cache.get(&key) {
@@ -90,11 +115,14 @@ impl<T: Send + Sync + 'static> FitCache<T> {
         }
         self.cache
             .try_get_with(key, || {
-                let _slot = self.gate.enter().ok_or_else(|| {
-                    ModelError::Busy(format!(
+                let _slot = self.gate.enter(budget).map_err(|refused| match refused {
+                    Refused::Full => ModelError::Busy(format!(
                         "{} {} are running and {} waiting; retry shortly",
                         self.gate.concurrency, self.what, self.gate.queue
-                    ))
+                    )),
+                    Refused::Stopped(why) => {
+                        ModelError::stopped(&format!("waiting for a slot for {}", self.what), why)
+                    }
                 })?;
                 fit().map(Arc::new)
             })
@@ -111,16 +139,40 @@ mod tests {
     #[test]
     fn the_gate_admits_up_to_its_concurrency_and_queue_then_refuses() {
         let gate = Arc::new(Gate::new(1, 1));
-        let first = gate.enter().expect("a free slot");
+        let budget = Budget::unlimited();
+        let first = gate.enter(&budget).expect("a free slot");
         let waiter = {
             let gate = Arc::clone(&gate);
-            std::thread::spawn(move || gate.enter().is_some())
+            std::thread::spawn(move || gate.enter(&Budget::unlimited()).is_ok())
         };
         while gate.state.lock().unwrap().1 == 0 {
             std::thread::yield_now();
         }
-        assert!(gate.enter().is_none(), "running 1 and 1 waiting: full");
+        assert!(
+            matches!(gate.enter(&budget), Err(Refused::Full)),
+            "running 1 and 1 waiting: full"
+        );
         drop(first);
         assert!(waiter.join().unwrap(), "the waiter gets the freed slot");
+    }
+
+    #[test]
+    fn a_cancelled_waiter_leaves_the_queue() {
+        let gate = Arc::new(Gate::new(1, 1));
+        let _running = gate.enter(&Budget::unlimited()).expect("a free slot");
+        let (budget, guard) = Budget::cancellable();
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || gate.enter(&budget).err())
+        };
+        while gate.state.lock().unwrap().1 == 0 {
+            std::thread::yield_now();
+        }
+        drop(guard);
+        assert_eq!(
+            waiter.join().unwrap(),
+            Some(Refused::Stopped(Stopped::Cancelled))
+        );
+        assert_eq!(gate.state.lock().unwrap().1, 0, "the queue place is free");
     }
 }

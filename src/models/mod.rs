@@ -2,6 +2,7 @@
 //! callers run `predict` on a blocking thread.
 
 pub mod backtest;
+pub mod budget;
 pub mod ensemble;
 pub mod evaluation;
 pub mod gate;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use budget::{Budget, Stopped};
 pub use series::{PriceSeries, SeriesError};
 
 /// What a model takes as input.
@@ -81,6 +83,19 @@ pub enum ModelError {
     /// The work ran out of its time budget (503 timeout).
     #[error("{0}")]
     OutOfTime(String),
+    /// The request the work was for has gone (503, retry).
+    #[error("{0}")]
+    Cancelled(String),
+}
+
+impl ModelError {
+    /// Why `what` stopped early.
+    pub fn stopped(what: &str, why: Stopped) -> Self {
+        match why {
+            Stopped::Cancelled => ModelError::Cancelled(format!("{what} was {why}")),
+            Stopped::OutOfTime => ModelError::OutOfTime(format!("{what} ran {why}")),
+        }
+    }
 }
 
 pub trait Predictor: Send + Sync {
@@ -90,8 +105,13 @@ pub trait Predictor: Send + Sync {
     fn lookback(&self, params: &Value) -> usize;
 
     /// Model-specific response fields (the API adds the common ones).
-    fn predict(&self, input: &ModelInput, params: &Value)
-        -> Result<Map<String, Value>, ModelError>;
+    /// Long work stops when `budget` says so.
+    fn predict(
+        &self,
+        input: &ModelInput,
+        params: &Value,
+        budget: &Budget,
+    ) -> Result<Map<String, Value>, ModelError>;
 
     /// Walk-forward forecasts ([`walkforward`]): the model, fitted with
     /// `closes[..=fit_at]` only (or kept at its pretrained weights),
@@ -103,6 +123,7 @@ pub trait Predictor: Send + Sync {
         _fit_at: usize,
         _at: std::ops::Range<usize>,
         _params: &Value,
+        _budget: &Budget,
     ) -> Result<Vec<f64>, ModelError> {
         Err(ModelError::InvalidInput(format!(
             "{} does not forecast a price series, so it cannot be backtested",

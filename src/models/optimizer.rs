@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
 use super::portfolio::{self, AssetSeries, OptimizeError, OptimizeParams};
-use super::{InputType, ModelError, ModelInfo, ModelInput, Predictor};
+use super::{Budget, InputType, ModelError, ModelInfo, ModelInput, Predictor};
 
 pub const NAME: &str = "realtime_portfolio_optimizer";
 
@@ -49,6 +49,7 @@ impl Predictor for PortfolioOptimizer {
         &self,
         input: &ModelInput,
         params: &Value,
+        _budget: &Budget,
     ) -> Result<Map<String, Value>, ModelError> {
         let ModelInput::Assets(assets) = input else {
             return Err(ModelError::InvalidInput(
@@ -144,7 +145,8 @@ fn per_asset(
     match params.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => {
-            if let Some(unknown) = map.keys().find(|k| !symbols.contains(k)) {
+            let known: std::collections::HashSet<&String> = symbols.iter().collect();
+            if let Some(unknown) = map.keys().find(|k| !known.contains(k)) {
                 return Err(ModelError::InvalidInput(format!(
                     "params.{name} names {unknown:?}, which is not among the assets"
                 )));

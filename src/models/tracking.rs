@@ -7,7 +7,7 @@
 //! the same sign (a zero is a miss), error = |forecast - actual|. The same
 //! model, symbol, day and horizon are tracked once, however often asked.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -40,14 +40,44 @@ pub struct Scored {
     pub scored_at: DateTime<Utc>,
 }
 
-/// One model's rolling record.
+/// One model's rolling record: the recent scored forecasts and their
+/// running sums, so the rolling figures cost nothing to read.
 #[derive(Debug, Default)]
 struct Record {
     recent: VecDeque<Scored>,
+    recent_hits: u64,
+    recent_abs_error: f64,
     scored: u64,
     hits: u64,
     abs_error_sum: f64,
     last_updated: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    fn add(&mut self, s: Scored, window: usize, now: DateTime<Utc>) {
+        self.scored += 1;
+        self.hits += u64::from(s.hit);
+        self.abs_error_sum += s.abs_error;
+        self.last_updated = Some(now);
+        self.recent_hits += u64::from(s.hit);
+        self.recent_abs_error += s.abs_error;
+        self.recent.push_back(s);
+        while self.recent.len() > window {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_hits -= u64::from(old.hit);
+                self.recent_abs_error -= old.abs_error;
+            }
+        }
+    }
+
+    /// Hit rate and mean absolute error over the recent window (0 when empty).
+    fn rolling(&self) -> (f64, f64) {
+        let n = self.recent.len().max(1) as f64;
+        (
+            self.recent_hits as f64 / n,
+            self.recent_abs_error.max(0.0) / n,
+        )
+    }
 }
 
 /// The ensemble's weights as served for one forecast.
@@ -58,17 +88,54 @@ pub struct WeightsSnapshot {
     pub weights: BTreeMap<String, f64>,
 }
 
+/// What makes a forecast the same as another: tracked once.
+type Identity = (String, NaiveDate, usize);
+
+/// A symbol's waiting forecasts, ordered by the day they were made from.
+#[derive(Debug, Default)]
+struct Waiting {
+    by_day: BTreeMap<(NaiveDate, u64), Forecast>,
+    identities: HashSet<Identity>,
+}
+
 #[derive(Default)]
 struct State {
-    /// Waiting forecasts by symbol.
-    pending: HashMap<String, VecDeque<Forecast>>,
+    pending: HashMap<String, Waiting>,
+    /// Arrival order of every forecast still (or once) waiting, for
+    /// dropping the oldest: entries already scored are skipped when reached.
+    arrivals: VecDeque<(u64, String, NaiveDate)>,
+    next_seq: u64,
     pending_count: usize,
+    pending_by_model: BTreeMap<String, usize>,
     dropped: u64,
     records: BTreeMap<String, Record>,
     weights: VecDeque<WeightsSnapshot>,
 }
 
-/// Bounded store of served forecasts and their scores.
+impl State {
+    fn remove(&mut self, symbol: &str, key: (NaiveDate, u64)) -> Option<Forecast> {
+        let waiting = self.pending.get_mut(symbol)?;
+        let forecast = waiting.by_day.remove(&key)?;
+        waiting
+            .identities
+            .remove(&(forecast.model.clone(), forecast.as_of, forecast.horizon));
+        if waiting.by_day.is_empty() {
+            self.pending.remove(symbol);
+        }
+        self.pending_count -= 1;
+        if let Some(n) = self.pending_by_model.get_mut(&forecast.model) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_by_model.remove(&forecast.model);
+            }
+        }
+        Some(forecast)
+    }
+}
+
+/// Bounded store of served forecasts and their scores. Recording costs
+/// O(1) amortised plus a lookup among the symbol's own waiting forecasts;
+/// a served history costs that lookup unless forecasts are due.
 pub struct Tracker {
     state: Mutex<State>,
     capacity: usize,
@@ -129,33 +196,46 @@ impl Tracker {
             return;
         }
         let mut state = self.state();
-        let queue = state.pending.entry(forecast.symbol.clone()).or_default();
-        let same = |f: &Forecast| {
-            f.model == forecast.model && f.as_of == forecast.as_of && f.horizon == forecast.horizon
-        };
-        if queue.iter().any(same) {
+        let identity = (forecast.model.clone(), forecast.as_of, forecast.horizon);
+        let waiting = state.pending.entry(forecast.symbol.clone()).or_default();
+        if !waiting.identities.insert(identity) {
             return;
         }
         metrics::counter!("tickcast_predictions_tracked_total", "model" => forecast.model.clone())
             .increment(1);
-        queue.push_back(forecast);
+        let state = &mut *state;
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state
+            .arrivals
+            .push_back((seq, forecast.symbol.clone(), forecast.as_of));
+        *state
+            .pending_by_model
+            .entry(forecast.model.clone())
+            .or_default() += 1;
         state.pending_count += 1;
+        if let Some(waiting) = state.pending.get_mut(&forecast.symbol) {
+            waiting.by_day.insert((forecast.as_of, seq), forecast);
+        }
+        // Drop the oldest forecasts of all; arrivals already scored are
+        // skipped (each is passed over once, so this is O(1) amortised).
         while state.pending_count > self.capacity {
-            // Drop the oldest forecast of all.
-            let oldest = state
-                .pending
-                .iter()
-                .filter_map(|(s, q)| q.front().map(|f| (f.made_at, s.clone())))
-                .min();
-            let Some((_, symbol)) = oldest else { break };
-            if let Some(q) = state.pending.get_mut(&symbol) {
-                q.pop_front();
-                if q.is_empty() {
-                    state.pending.remove(&symbol);
-                }
+            let Some((seq, symbol, as_of)) = state.arrivals.pop_front() else {
+                break;
+            };
+            if state.remove(&symbol, (as_of, seq)).is_some() {
+                state.dropped += 1;
             }
-            state.pending_count -= 1;
-            state.dropped += 1;
+        }
+        // Scored forecasts leave their arrival behind; once those are half
+        // the queue, sweep them out (after as many removals: amortised O(1)).
+        if state.arrivals.len() > 2 * state.pending_count + 64 {
+            let pending = &state.pending;
+            state.arrivals.retain(|(seq, symbol, as_of)| {
+                pending
+                    .get(symbol)
+                    .is_some_and(|w| w.by_day.contains_key(&(*as_of, *seq)))
+            });
         }
         metrics::gauge!("tickcast_predictions_pending").set(state.pending_count as f64);
     }
@@ -175,49 +255,62 @@ impl Tracker {
     /// Scores the waiting forecasts for `symbol` that `bars` (daily
     /// closes, oldest first) now reach.
     pub fn observe(&self, symbol: &str, bars: &[(NaiveDate, f64)]) {
-        let mut state = self.state();
-        let Some(queue) = state.pending.get_mut(symbol) else {
+        self.score(symbol, bars.len(), |i| bars[i]);
+    }
+
+    /// Scores against `n` daily bars read through `bar(i)` (oldest first);
+    /// only the forecasts made before the newest bar are looked at.
+    fn score(&self, symbol: &str, n: usize, bar: impl Fn(usize) -> (NaiveDate, f64)) {
+        let Some(newest) = n.checked_sub(1).map(|i| bar(i).0) else {
             return;
         };
+        let mut state = self.state();
+        let Some(waiting) = state.pending.get(symbol) else {
+            return;
+        };
+        // Forecasts made from days before the newest bar may be due.
+        let candidates: Vec<(NaiveDate, u64)> = waiting
+            .by_day
+            .range(..(newest, 0))
+            .map(|(key, _)| *key)
+            .collect();
         let now = Utc::now();
+        let first_day = bar(0).0;
         let mut scored = Vec::new();
-        queue.retain(|f| {
-            let after = bars.partition_point(|(d, _)| *d <= f.as_of);
-            match bars.get(after + f.horizon - 1) {
-                // The bars must reach back to the forecast day, or bars in
-                // between could be missing from them.
-                Some(&(target_date, close)) if after > 0 => {
-                    let actual = close / f.current_price - 1.0;
-                    scored.push(Scored {
-                        forecast: f.clone(),
-                        target_date,
-                        actual_return: actual,
-                        hit: f.predicted_return * actual > 0.0,
-                        abs_error: (f.predicted_return - actual).abs(),
-                        scored_at: now,
-                    });
-                    false
-                }
-                _ => true,
+        for key in candidates {
+            let Some(f) = state.pending.get(symbol).and_then(|w| w.by_day.get(&key)) else {
+                continue;
+            };
+            // The bars must reach back to the forecast day, or bars in
+            // between could be missing from them.
+            if first_day > f.as_of {
+                continue;
             }
-        });
-        if queue.is_empty() {
-            state.pending.remove(symbol);
+            let after = partition_point(n, |i| bar(i).0 <= f.as_of);
+            let target = after + f.horizon - 1;
+            if target >= n {
+                continue;
+            }
+            let (target_date, close) = bar(target);
+            let Some(f) = state.remove(symbol, key) else {
+                continue;
+            };
+            let actual = close / f.current_price - 1.0;
+            scored.push(Scored {
+                hit: f.predicted_return * actual > 0.0,
+                abs_error: (f.predicted_return - actual).abs(),
+                forecast: f,
+                target_date,
+                actual_return: actual,
+                scored_at: now,
+            });
         }
-        state.pending_count -= scored.len();
         metrics::gauge!("tickcast_predictions_pending").set(state.pending_count as f64);
         for s in scored {
             let model = s.forecast.model.clone();
             let record = state.records.entry(model.clone()).or_default();
-            record.scored += 1;
-            record.hits += u64::from(s.hit);
-            record.abs_error_sum += s.abs_error;
-            record.last_updated = Some(now);
-            record.recent.push_back(s);
-            while record.recent.len() > self.window {
-                record.recent.pop_front();
-            }
-            let (hit_rate, mae) = rolling(&record.recent);
+            record.add(s, self.window, now);
+            let (hit_rate, mae) = record.rolling();
             metrics::counter!("tickcast_predictions_scored_total", "model" => model.clone())
                 .increment(1);
             metrics::gauge!("tickcast_prediction_hit_rate", "model" => model.clone()).set(hit_rate);
@@ -227,12 +320,8 @@ impl Tracker {
 
     pub fn report(&self) -> Report {
         let state = self.state();
-        let mut pending_by_model: BTreeMap<&str, usize> = BTreeMap::new();
-        for f in state.pending.values().flatten() {
-            *pending_by_model.entry(f.model.as_str()).or_default() += 1;
-        }
         let mut names: Vec<&str> = state.records.keys().map(String::as_str).collect();
-        names.extend(pending_by_model.keys().copied());
+        names.extend(state.pending_by_model.keys().map(String::as_str));
         names.sort_unstable();
         names.dedup();
         let models = names
@@ -240,12 +329,12 @@ impl Tracker {
             .map(|name| {
                 let empty = Record::default();
                 let r = state.records.get(name).unwrap_or(&empty);
-                let (hit_rate, mae) = rolling(&r.recent);
+                let (hit_rate, mae) = r.rolling();
                 let has_recent = !r.recent.is_empty();
                 let all = (r.scored > 0).then_some(r.scored as f64);
                 let perf = ModelPerformance {
                     scored: r.scored,
-                    pending: pending_by_model.get(name).copied().unwrap_or(0),
+                    pending: state.pending_by_model.get(name).copied().unwrap_or(0),
                     hit_rate: has_recent.then_some(hit_rate),
                     mae: has_recent.then_some(mae),
                     window: self.window,
@@ -270,22 +359,26 @@ impl Tracker {
 
 impl crate::market::HistoryObserver for Tracker {
     fn observe(&self, symbol: &str, history: &crate::market::History) {
-        let bars: Vec<(NaiveDate, f64)> = history
-            .candles
-            .iter()
-            .map(|c| (c.date(), c.close))
-            .collect();
-        Tracker::observe(self, symbol, &bars);
+        let candles = history.candles();
+        self.score(symbol, candles.len(), |i| {
+            (candles[i].date(), candles[i].close)
+        });
     }
 }
 
-/// Hit rate and mean absolute error of `scored` (0 when empty).
-fn rolling(scored: &VecDeque<Scored>) -> (f64, f64) {
-    let n = scored.len().max(1) as f64;
-    (
-        scored.iter().filter(|s| s.hit).count() as f64 / n,
-        scored.iter().map(|s| s.abs_error).sum::<f64>() / n,
-    )
+/// The first index in `0..n` where `before` turns false (it must be true,
+/// then false, along the range).
+fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 #[cfg(test)]

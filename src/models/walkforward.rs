@@ -7,13 +7,14 @@
 //! closes up to that day. [`super::backtest::run`] trades those forecasts:
 //! the forecast made at day `t` sets the position over day `t + 1`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::backtest::{self, BacktestError, Performance, Rules};
+use super::budget::{Budget, Stopped};
 use super::{ModelError, Predictor};
 
 /// How the backtest trades and refits, from the request's `params`.
@@ -118,23 +119,25 @@ pub enum WalkError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Backtest(#[from] BacktestError),
-    #[error("the backtest ran out of its {budget:?} time budget after {done} of {total} days; try a shorter period or a larger retrain_every")]
-    OutOfTime {
-        budget: Duration,
-        done: usize,
-        total: usize,
-    },
+    #[error("the backtest ran out of its time budget after {done} of {total} days; try a shorter period or a larger retrain_every")]
+    OutOfTime { done: usize, total: usize },
+    #[error(
+        "the backtest was cancelled after {done} of {total} days: the request it was for has gone"
+    )]
+    Cancelled { done: usize, total: usize },
 }
 
 /// Every forecast for days `start..` of `closes`, made block by block; the
 /// model is handed only the closes up to each block's last forecast day.
+/// Stops between blocks (and inside the model's own long work) when
+/// `budget` ends.
 pub fn forecasts(
     model: &dyn Predictor,
     closes: &[f64],
     start: usize,
     params: &Value,
     plan: &Plan,
-    deadline: Option<(Instant, Duration)>,
+    budget: &Budget,
 ) -> Result<(Vec<f64>, usize), WalkError> {
     // The last close has no next day to trade.
     let last = closes.len().saturating_sub(1);
@@ -142,17 +145,22 @@ pub fn forecasts(
     let mut refits = 0;
     let mut block = start;
     while block < last {
-        if let Some((deadline, budget)) = deadline {
-            if Instant::now() > deadline {
-                return Err(WalkError::OutOfTime {
-                    budget,
-                    done: out.len(),
-                    total: last - start,
-                });
-            }
-        }
+        let (done, total) = (out.len(), last - start);
+        let stopped = |why| match why {
+            Stopped::OutOfTime => WalkError::OutOfTime { done, total },
+            Stopped::Cancelled => WalkError::Cancelled { done, total },
+        };
+        budget.check().map_err(stopped)?;
         let end = (block + plan.retrain_every).min(last);
-        let block_forecasts = model.forecast_ahead(&closes[..end], block, block..end, params)?;
+        let block_forecasts =
+            match model.forecast_ahead(&closes[..end], block, block..end, params, budget) {
+                Ok(made) => made,
+                Err(e) => {
+                    // A model stopped by the budget stops the whole walk.
+                    budget.check().map_err(stopped)?;
+                    return Err(e.into());
+                }
+            };
         if block_forecasts.len() != end - block || block_forecasts.iter().any(|f| !f.is_finite()) {
             return Err(ModelError::Failed(format!(
                 "{} made {} forecasts (some not finite) for {} days",
@@ -170,22 +178,21 @@ pub fn forecasts(
 }
 
 /// Backtests `model` over `days[start..]`, the earlier days serving as the
-/// model's history. `budget` bounds the time spent forecasting.
+/// model's history, while `budget` lasts.
 pub fn run(
     model: &dyn Predictor,
     days: &[(NaiveDate, f64)],
     start: usize,
     params: &Value,
     plan: &Plan,
-    budget: Option<Duration>,
+    budget: &Budget,
 ) -> Result<WalkForward, WalkError> {
     let started = Instant::now();
     if days.len() < start + 2 {
         return Err(BacktestError::TooShort(days.len().saturating_sub(start)).into());
     }
     let closes: Vec<f64> = days.iter().map(|d| d.1).collect();
-    let deadline = budget.map(|b| (started + b, b));
-    let (made, refits) = forecasts(model, &closes, start, params, plan, deadline)?;
+    let (made, refits) = forecasts(model, &closes, start, params, plan, budget)?;
     let mut signal: Vec<Option<f64>> = made.iter().copied().map(Some).collect();
     signal.push(None); // the last day's forecast has no day to trade
     let performance = backtest::run(&days[start..], &signal, &plan.rules())?;
@@ -235,7 +242,12 @@ mod tests {
         fn lookback(&self, _: &Value) -> usize {
             2
         }
-        fn predict(&self, _: &ModelInput, _: &Value) -> Result<Map<String, Value>, ModelError> {
+        fn predict(
+            &self,
+            _: &ModelInput,
+            _: &Value,
+            _: &Budget,
+        ) -> Result<Map<String, Value>, ModelError> {
             unreachable!("backtests call forecast_ahead")
         }
         fn forecast_ahead(
@@ -244,6 +256,7 @@ mod tests {
             fit_at: usize,
             at: std::ops::Range<usize>,
             _: &Value,
+            _: &Budget,
         ) -> Result<Vec<f64>, ModelError> {
             assert_eq!(closes.len(), at.end, "handed closes past the block");
             assert_eq!(fit_at, at.start);
@@ -261,7 +274,15 @@ mod tests {
             retrain_every: 3,
             ..Plan::default()
         };
-        let w = run(&Reversal::new(), &days, 1, &json!({}), &plan, None).unwrap();
+        let w = run(
+            &Reversal::new(),
+            &days,
+            1,
+            &json!({}),
+            &plan,
+            &Budget::unlimited(),
+        )
+        .unwrap();
         let expected = (1.1f64 - 0.001).powi(4) * (1.0f64 - 0.001).powi(4) - 1.0;
         assert!(
             (w.performance.total_return - expected).abs() < 1e-12,
@@ -277,7 +298,15 @@ mod tests {
             transaction_cost_bps: 0.0,
             ..plan
         };
-        let w = run(&Reversal::new(), &days, 1, &json!({}), &short, None).unwrap();
+        let w = run(
+            &Reversal::new(),
+            &days,
+            1,
+            &json!({}),
+            &short,
+            &Budget::unlimited(),
+        )
+        .unwrap();
         assert!((w.performance.total_return - (1.1f64.powi(9) - 1.0)).abs() < 1e-9);
     }
 
@@ -294,10 +323,14 @@ mod tests {
             1,
             &json!({}),
             &plan,
-            Some(Duration::ZERO),
+            &Budget::unlimited().within(std::time::Duration::ZERO),
         )
         .unwrap_err();
         assert!(matches!(err, WalkError::OutOfTime { .. }), "{err}");
+        let (cancelled, guard) = Budget::cancellable();
+        drop(guard);
+        let err = run(&Reversal::new(), &days, 1, &json!({}), &plan, &cancelled).unwrap_err();
+        assert!(matches!(err, WalkError::Cancelled { done: 0, .. }), "{err}");
     }
 
     #[test]
@@ -342,15 +375,29 @@ mod tests {
             "adaptive_ensemble",
         ] {
             let model = registry.get(name).unwrap();
-            let (base, _) =
-                forecasts(model.as_ref(), closes, start, &json!({}), &plan, None).unwrap();
+            let (base, _) = forecasts(
+                model.as_ref(),
+                closes,
+                start,
+                &json!({}),
+                &plan,
+                &Budget::unlimited(),
+            )
+            .unwrap();
             // Cut inside the first block and at the end of it: the forecasts
             // up to the cut never change.
             for cut in [start + 7, start + 20] {
                 let moved = shuffled_after(closes, cut);
                 assert_ne!(moved[cut + 1..], closes[cut + 1..]);
-                let (after, _) =
-                    forecasts(model.as_ref(), &moved, start, &json!({}), &plan, None).unwrap();
+                let (after, _) = forecasts(
+                    model.as_ref(),
+                    &moved,
+                    start,
+                    &json!({}),
+                    &plan,
+                    &Budget::unlimited(),
+                )
+                .unwrap();
                 let upto = cut - start + 1;
                 assert_eq!(base[..upto], after[..upto], "{name} at cut {cut}");
                 assert_ne!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tempfile::TempDir;
 use tickcast::config::{CliOverrides, Settings};
-use tickcast::models::{InputType, ModelError, ModelInfo, ModelInput, Predictor, Registry};
+use tickcast::models::{Budget, InputType, ModelError, ModelInfo, ModelInput, Predictor, Registry};
 use tickcast::Application;
 use tokio::sync::oneshot;
 
@@ -184,6 +184,7 @@ impl Predictor for MeanDrift {
         &self,
         input: &ModelInput,
         params: &Value,
+        _: &Budget,
     ) -> Result<Map<String, Value>, ModelError> {
         if let Some(ms) = params["sleep_ms"].as_u64() {
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -245,7 +246,12 @@ impl Predictor for PriceWeighted {
         10
     }
 
-    fn predict(&self, input: &ModelInput, _: &Value) -> Result<Map<String, Value>, ModelError> {
+    fn predict(
+        &self,
+        input: &ModelInput,
+        _: &Value,
+        _: &Budget,
+    ) -> Result<Map<String, Value>, ModelError> {
         let ModelInput::Assets(assets) = input else {
             return Err(ModelError::InvalidInput("expects several series".into()));
         };
@@ -298,4 +304,27 @@ pub fn yahoo_chart() -> String {
         "/tests/fixtures/yahoo/chart_AAPL_daily.json"
     ))
     .expect("fixture")
+}
+
+/// A Yahoo chart body holding `symbol`'s newest `n` embedded closes (as
+/// open, high, low, close and adjusted close), in the format Yahoo sends.
+pub fn yahoo_chart_of(symbol: &str, n: usize) -> String {
+    let table = tickcast::market::dataset::embedded().expect("embedded data");
+    let bars = &table[symbol];
+    let bars = &bars[bars.len().saturating_sub(n)..];
+    let stamps: Vec<i64> = bars
+        .iter()
+        .map(|b| b.time.timestamp() + 14 * 3600 + 1800)
+        .collect();
+    let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    let volume = vec![1_000_000u64; bars.len()];
+    serde_json::json!({"chart": {"result": [{
+        "meta": {"currency": "USD", "symbol": symbol, "regularMarketPrice": closes.last()},
+        "timestamp": stamps,
+        "indicators": {
+            "quote": [{"open": closes, "high": closes, "low": closes, "close": closes, "volume": volume}],
+            "adjclose": [{"adjclose": closes}],
+        },
+    }], "error": null}})
+    .to_string()
 }

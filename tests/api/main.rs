@@ -10,6 +10,7 @@ mod enhanced_ml;
 mod ensemble;
 mod environment;
 mod errors;
+mod hardening;
 mod helpers;
 mod networks;
 mod openapi;

@@ -23,6 +23,7 @@ use smartcore::xgboost::{XGRegressor, XGRegressorParameters};
 
 use super::mlp::{Mlp, MlpParams};
 use super::scale::Standardiser;
+use crate::models::Budget;
 
 /// A base learner of the ensemble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,13 +60,15 @@ impl Learner {
         }
     }
 
-    /// Fits to `(rows, targets)` and forecasts each of `queries`.
+    /// Fits to `(rows, targets)` and forecasts each of `queries`. Only the
+    /// MLP's training can stop part-way when `budget` ends.
     pub fn fit_predict(
         self,
         rows: &[Vec<f64>],
         targets: &[f64],
         queries: &[Vec<f64>],
         seed: u64,
+        budget: &Budget,
     ) -> Result<Vec<f64>, String> {
         if rows.len() < 2 || rows.len() != targets.len() {
             return Err(format!(
@@ -85,7 +88,7 @@ impl Learner {
         );
         // smartcore panics on some bad inputs rather than erroring.
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.fit_predict_scaled(&x, &y, &q, seed)
+            self.fit_predict_scaled(&x, &y, &q, seed, budget)
         }))
         .unwrap_or_else(|panic| {
             let why = panic
@@ -108,13 +111,14 @@ impl Learner {
         targets: &[f64],
         queries: &[Vec<f64>],
         seed: u64,
+        budget: &Budget,
     ) -> Result<Vec<f64>, String> {
         if self == Learner::Mlp {
             let params = MlpParams {
                 seed,
                 ..MlpParams::default()
             };
-            let mlp = Mlp::fit(rows, targets, &params).map_err(|e| e.to_string())?;
+            let mlp = Mlp::fit(rows, targets, &params, budget).map_err(|e| e.to_string())?;
             return mlp.predict(queries).map_err(|e| e.to_string());
         }
         let failed = |e: smartcore::error::Failed| e.to_string();
@@ -206,7 +210,9 @@ mod tests {
         // The target's own spread: a constant forecast scores about this.
         let spread = rmse(&truth, &vec![0.001; truth.len()]);
         for learner in Learner::ALL {
-            let predicted = learner.fit_predict(&train, &y, &test, 7).unwrap();
+            let predicted = learner
+                .fit_predict(&train, &y, &test, 7, &Budget::unlimited())
+                .unwrap();
             let error = rmse(&predicted, &truth);
             assert!(
                 error < 0.2 * spread,
@@ -220,8 +226,12 @@ mod tests {
     fn the_same_data_and_seed_give_the_same_forecasts() {
         let ((train, y), (test, _)) = linear_case();
         for learner in Learner::ALL {
-            let once = learner.fit_predict(&train, &y, &test, 11).unwrap();
-            let again = learner.fit_predict(&train, &y, &test, 11).unwrap();
+            let once = learner
+                .fit_predict(&train, &y, &test, 11, &Budget::unlimited())
+                .unwrap();
+            let again = learner
+                .fit_predict(&train, &y, &test, 11, &Budget::unlimited())
+                .unwrap();
             assert_eq!(once, again, "{}", learner.name());
         }
     }
@@ -231,7 +241,7 @@ mod tests {
         let rows = vec![vec![1.0, f64::NAN], vec![2.0, 1.0], vec![3.0, 2.0]];
         let y = [0.1, 0.2, 0.3];
         for learner in Learner::ALL {
-            match learner.fit_predict(&rows, &y, &rows, 7) {
+            match learner.fit_predict(&rows, &y, &rows, 7, &Budget::unlimited()) {
                 Err(reason) => assert!(!reason.is_empty()),
                 Ok(forecasts) => assert!(
                     forecasts.iter().all(|f| f.is_finite()),
@@ -241,7 +251,7 @@ mod tests {
             }
         }
         assert!(Learner::Svr
-            .fit_predict(&rows[..1], &y[..1], &rows, 7)
+            .fit_predict(&rows[..1], &y[..1], &rows, 7, &Budget::unlimited())
             .is_err());
     }
 }

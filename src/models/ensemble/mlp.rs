@@ -11,6 +11,7 @@ use rand::SeedableRng;
 
 use super::scale::Standardiser;
 use crate::models::neural::seed_vars;
+use crate::models::Budget;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MlpParams {
@@ -71,8 +72,14 @@ impl Mlp {
         Tensor::from_vec(flat, (rows.len(), rows[0].len()), &Device::Cpu)
     }
 
-    /// Fits `rows` (each of the same width) to `targets`.
-    pub fn fit(rows: &[Vec<f64>], targets: &[f64], p: &MlpParams) -> candle_core::Result<Self> {
+    /// Fits `rows` (each of the same width) to `targets`, stopping early
+    /// (with the best weights so far) when `budget` ends.
+    pub fn fit(
+        rows: &[Vec<f64>],
+        targets: &[f64],
+        p: &MlpParams,
+        budget: &Budget,
+    ) -> candle_core::Result<Self> {
         if rows.is_empty() || rows.len() != targets.len() {
             candle_core::bail!("the MLP needs as many targets as rows, and at least one");
         }
@@ -132,6 +139,9 @@ impl Mlp {
         const PATIENCE: usize = 10;
         let (mut best, mut stale, mut best_weights) = (f32::INFINITY, 0, None);
         for _ in 0..p.epochs {
+            if budget.check().is_err() {
+                break;
+            }
             mlp.epochs_run += 1;
             order.shuffle(&mut rng);
             let mut total = 0.0;
@@ -212,7 +222,7 @@ mod tests {
             validation_share: 0.0,
             ..MlpParams::default()
         };
-        let mlp = Mlp::fit(&train, &y, &params).unwrap();
+        let mlp = Mlp::fit(&train, &y, &params, &Budget::unlimited()).unwrap();
         let predicted = mlp.predict(&test).unwrap();
         let rmse = (test
             .iter()
@@ -224,7 +234,7 @@ mod tests {
         // The target's own spread is about 1.6.
         assert!(rmse < 0.05, "rmse {rmse}");
         // Same seed, same fit.
-        let again = Mlp::fit(&train, &y, &params)
+        let again = Mlp::fit(&train, &y, &params, &Budget::unlimited())
             .unwrap()
             .predict(&test)
             .unwrap();
@@ -250,13 +260,13 @@ mod tests {
             epochs: 500,
             ..MlpParams::default()
         };
-        let mlp = Mlp::fit(&rows, &noise, &params).unwrap();
+        let mlp = Mlp::fit(&rows, &noise, &params, &Budget::unlimited()).unwrap();
         assert!(mlp.epochs_run < 100, "ran {} epochs", mlp.epochs_run);
         let without = MlpParams {
             validation_share: 0.0,
             ..params
         };
-        let overfit = Mlp::fit(&rows, &noise, &without).unwrap();
+        let overfit = Mlp::fit(&rows, &noise, &without, &Budget::unlimited()).unwrap();
         assert!(overfit.epochs_run > mlp.epochs_run);
     }
 }

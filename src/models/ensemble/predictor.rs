@@ -31,7 +31,7 @@ use super::weights::{inverse_mae, Excluded, TrackRecord};
 use crate::models::gate::{closes_fingerprint, FitCache};
 use crate::models::neural::fit::FitPolicy;
 use crate::models::neural::metrics::HeldOut;
-use crate::models::{InputType, ModelError, ModelInfo, ModelInput, Predictor};
+use crate::models::{Budget, InputType, ModelError, ModelInfo, ModelInput, Predictor};
 
 pub const NAME: &str = "adaptive_ensemble";
 
@@ -142,9 +142,13 @@ fn split(rows: &[Row]) -> (Vec<Vec<f64>>, Vec<f64>) {
 }
 
 /// Fits the ensemble to the newest [`MAX_CLOSES`] of `closes` and forecasts
-/// `params.horizon` periods on.
-pub fn blend(closes: &[f64], params: &EnsembleParams) -> Result<Blend, ModelError> {
-    blend_ahead(closes, &[], params).map(|(blend, _)| blend)
+/// `params.horizon` periods on, within `budget`.
+pub fn blend(
+    closes: &[f64],
+    params: &EnsembleParams,
+    budget: &Budget,
+) -> Result<Blend, ModelError> {
+    blend_ahead(closes, &[], params, budget).map(|(blend, _)| blend)
 }
 
 /// [`blend`], and the fitted blend's forecasts from `later` feature rows
@@ -154,7 +158,10 @@ pub fn blend_ahead(
     closes: &[f64],
     later: &[Vec<f64>],
     params: &EnsembleParams,
+    budget: &Budget,
 ) -> Result<(Blend, Vec<f64>), ModelError> {
+    let stopped = |why| ModelError::stopped(&format!("fitting {NAME}"), why);
+    budget.check().map_err(stopped)?;
     let closes = &closes[closes.len().saturating_sub(MAX_CLOSES)..];
     if closes.len() < params.min_closes() {
         return Err(ModelError::InsufficientData(format!(
@@ -186,9 +193,11 @@ pub fn blend_ahead(
                 let (all_x, all_y, latest) = (&all_x, &all_y, &latest);
                 (
                     scope.spawn(move || {
-                        learner.fit_predict(train_x, train_y, window_x, params.seed)
+                        learner.fit_predict(train_x, train_y, window_x, params.seed, budget)
                     }),
-                    scope.spawn(move || learner.fit_predict(all_x, all_y, latest, params.seed)),
+                    scope.spawn(move || {
+                        learner.fit_predict(all_x, all_y, latest, params.seed, budget)
+                    }),
                 )
             })
             .collect();
@@ -204,6 +213,8 @@ pub fn blend_ahead(
             .collect()
     });
 
+    // A fit cut short is not a fit: the budget holds for the whole blend.
+    budget.check().map_err(stopped)?;
     // Learners that could not fit are excluded with their reason; the rest
     // are weighted by their window errors.
     let mut failed = Vec::new();
@@ -314,6 +325,8 @@ pub fn blend_ahead(
 pub struct AdaptiveEnsemble {
     info: ModelInfo,
     fits: FitCache<Blend>,
+    /// Longest one blend may take to fit.
+    time_budget: std::time::Duration,
 }
 
 impl AdaptiveEnsemble {
@@ -334,6 +347,7 @@ impl AdaptiveEnsemble {
                 policy.queue,
                 policy.cache_capacity,
             ),
+            time_budget: policy.time_budget,
         }
     }
 
@@ -343,6 +357,7 @@ impl AdaptiveEnsemble {
         &self,
         closes: &[f64],
         params: &EnsembleParams,
+        budget: &Budget,
     ) -> Result<(Arc<Blend>, bool), ModelError> {
         let key = format!(
             "{}|{}|{}|{}",
@@ -351,7 +366,9 @@ impl AdaptiveEnsemble {
             params.seed,
             closes_fingerprint(closes)
         );
-        self.fits.get_or_fit(key, || blend(closes, params))
+        self.fits.get_or_fit(key, budget, || {
+            blend(closes, params, &budget.within(self.time_budget))
+        })
     }
 }
 
@@ -375,6 +392,7 @@ impl Predictor for AdaptiveEnsemble {
         fit_at: usize,
         at: std::ops::Range<usize>,
         params: &Value,
+        budget: &Budget,
     ) -> Result<Vec<f64>, ModelError> {
         let p = EnsembleParams::from_params(params)?;
         let history = &closes[(fit_at + 1).saturating_sub(LOOKBACK.max(p.min_closes()))..=fit_at];
@@ -383,7 +401,7 @@ impl Predictor for AdaptiveEnsemble {
             .filter(|&t| t > fit_at)
             .map(|t| features::at(&closes[..=t], t).to_vec())
             .collect();
-        let (b, ahead) = blend_ahead(history, &later, &p)?;
+        let (b, ahead) = blend_ahead(history, &later, &p, &budget.within(self.time_budget))?;
         let mut ahead = ahead.into_iter();
         Ok(at
             .map(|t| {
@@ -400,11 +418,12 @@ impl Predictor for AdaptiveEnsemble {
         &self,
         input: &ModelInput,
         params: &Value,
+        budget: &Budget,
     ) -> Result<Map<String, Value>, ModelError> {
         let series = input.series()?;
         let p = EnsembleParams::from_params(params)?;
         let closes = series.closes();
-        let (b, cached) = self.fitted(closes, &p)?;
+        let (b, cached) = self.fitted(closes, &p, budget)?;
         let current_price = closes[closes.len() - 1];
         let weights: BTreeMap<&str, f64> = Learner::ALL
             .iter()
@@ -480,7 +499,7 @@ mod tests {
     #[test]
     fn the_blend_weights_sum_to_one_and_match_the_forecast() {
         let closes = wavy(250);
-        let b = blend(&closes, &EnsembleParams::default()).unwrap();
+        let b = blend(&closes, &EnsembleParams::default(), &Budget::unlimited()).unwrap();
         assert_eq!(b.members.len() + b.failed.len(), 5);
         let total: f64 = b.members.iter().map(|m| m.weight).sum();
         assert!((total - 1.0).abs() < 1e-12, "{total}");
@@ -494,7 +513,10 @@ mod tests {
     fn the_same_closes_and_seed_give_the_same_blend() {
         let closes = wavy(200);
         let p = EnsembleParams::default();
-        let (a, b) = (blend(&closes, &p).unwrap(), blend(&closes, &p).unwrap());
+        let (a, b) = (
+            blend(&closes, &p, &Budget::unlimited()).unwrap(),
+            blend(&closes, &p, &Budget::unlimited()).unwrap(),
+        );
         assert_eq!(a.members, b.members);
         assert_eq!(a.predicted_return, b.predicted_return);
         assert_eq!(a.confidence, b.confidence);
@@ -503,7 +525,7 @@ mod tests {
     #[test]
     fn a_smooth_cycle_is_forecast_better_than_no_change() {
         // A deterministic cycle is learnable from its features.
-        let b = blend(&wavy(300), &EnsembleParams::default()).unwrap();
+        let b = blend(&wavy(300), &EnsembleParams::default(), &Budget::unlimited()).unwrap();
         assert!(b.validation.rmse_ratio() < 0.5, "{:?}", b.validation);
         assert!(
             b.validation.directional_accuracy > 0.8,
@@ -519,9 +541,9 @@ mod tests {
             adaptation_window: 10,
             ..EnsembleParams::default()
         };
-        let b = blend(&long, &p).unwrap();
+        let b = blend(&long, &p, &Budget::unlimited()).unwrap();
         assert_eq!(b.closes_used, MAX_CLOSES);
-        let newest = blend(&long[500..], &p).unwrap();
+        let newest = blend(&long[500..], &p, &Budget::unlimited()).unwrap();
         assert_eq!(b.members, newest.members);
     }
 
@@ -529,7 +551,7 @@ mod tests {
     fn too_few_closes_name_how_many_are_needed() {
         let p = EnsembleParams::default();
         assert_eq!(p.min_closes(), 121);
-        let err = blend(&wavy(120), &p).unwrap_err();
+        let err = blend(&wavy(120), &p, &Budget::unlimited()).unwrap_err();
         assert!(
             err.to_string().contains("at least 121 prices, got 120"),
             "{err}"

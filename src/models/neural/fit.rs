@@ -19,7 +19,7 @@ use super::train::{train, TrainConfig, TrainReport};
 use super::windows::{windows, Window};
 use super::{Architecture, Network};
 use crate::models::gate::{closes_fingerprint, FitCache};
-use crate::models::ModelError;
+use crate::models::{Budget, ModelError};
 
 /// Limits on per-series fitting, from `[models]` in the config.
 #[derive(Debug, Clone, Copy)]
@@ -149,22 +149,16 @@ impl SeriesFitter {
         pretrained: &Network,
         closes: &[f64],
         params: &FitParams,
+        budget: &Budget,
     ) -> Result<(Arc<Fitted>, bool), ModelError> {
         let key = format!(
             "{model}|{}|{}",
             serde_json::to_string(params).unwrap_or_default(),
             closes_fingerprint(closes)
         );
-        self.fits.get_or_fit(key, || {
-            fit_series(
-                model,
-                architecture,
-                pretrained,
-                closes,
-                params,
-                self.policy.time_budget,
-            )
-            .map_err(ModelError::Failed)
+        self.fits.get_or_fit(key, budget, || {
+            let budget = budget.within(self.policy.time_budget);
+            fit_series(model, architecture, pretrained, closes, params, &budget)
         })
     }
 }
@@ -175,17 +169,18 @@ fn fit_series(
     pretrained: &Network,
     closes: &[f64],
     params: &FitParams,
-    budget: Duration,
-) -> Result<Fitted, String> {
+    budget: &Budget,
+) -> Result<Fitted, ModelError> {
+    let failed = |e: candle_core::Error| ModelError::Failed(e.to_string());
     let all: Vec<Window> = windows(closes, params.sequence_length, params.horizon);
     let held = ((all.len() as f64 * VALIDATION_SHARE).ceil() as usize).max(MIN_VALIDATION_WINDOWS);
     let split = all.len().saturating_sub(held);
     let (fit_set, validation_set) = all.split_at(split);
-    let network = Network::seeded(architecture.clone(), params.seed).map_err(|e| e.to_string())?;
+    let network = Network::seeded(architecture.clone(), params.seed).map_err(failed)?;
     let fine_tuned = pretrained.architecture == architecture;
     if fine_tuned {
         for ((_, to), (_, from)) in network.named_vars().iter().zip(pretrained.named_vars()) {
-            to.set(from.as_tensor()).map_err(|e| e.to_string())?;
+            to.set(from.as_tensor()).map_err(failed)?;
         }
     }
     let cfg = TrainConfig {
@@ -195,15 +190,20 @@ fn fit_series(
         seed: params.seed,
         ..TrainConfig::default()
     };
-    let report = train(&network, fit_set, validation_set, &cfg, Some(budget))
-        .map_err(|e| format!("training failed: {e}"))?;
+    let report =
+        train(&network, fit_set, validation_set, &cfg, budget).map_err(|e| {
+            match budget.check() {
+                Err(why) => ModelError::stopped(&format!("fitting {model}"), why),
+                Ok(()) => ModelError::Failed(format!("training failed: {e}")),
+            }
+        })?;
     if report.best_epoch == 0 {
-        return Err(format!(
-            "the fit's time budget ({budget:?}) ended before its first epoch; send fewer prices or fewer epochs"
-        ));
+        return Err(ModelError::OutOfTime(format!(
+            "fitting {model}: the time budget ended before its first epoch; send fewer prices or fewer epochs"
+        )));
     }
-    let forecasts = super::pretrain::forecasts(&network, validation_set, params.horizon)
-        .map_err(|e| e.to_string())?;
+    let forecasts =
+        super::pretrain::forecasts(&network, validation_set, params.horizon).map_err(failed)?;
     let validation = super::pretrain::held_out(
         format!("last {} windows of the series", validation_set.len()),
         &forecasts,
@@ -215,7 +215,7 @@ fn fit_series(
             .collect::<Vec<_>>(),
         3,
     );
-    let weights = network.flat_weights().map_err(|e| e.to_string())?;
+    let weights = network.flat_weights().map_err(failed)?;
     let bytes: Vec<u8> = weights.iter().flat_map(|w| w.to_le_bytes()).collect();
     Ok(Fitted {
         version: format!("{model}-series-{}", fingerprint(&bytes)),

@@ -19,7 +19,7 @@ use super::card::ModelCard;
 use super::fit::{FitParams, FitPolicy, SeriesFitter};
 use super::windows::{latest, unscale};
 use super::{Architecture, Network};
-use crate::models::{InputType, ModelError, ModelInfo, ModelInput, Predictor};
+use crate::models::{Budget, InputType, ModelError, ModelInfo, ModelInput, Predictor};
 
 pub const LSTM: &str = "lstm_predictor";
 pub const TRANSFORMER: &str = "transformer_predictor";
@@ -131,6 +131,7 @@ impl NeuralPredictor {
         &self,
         closes: &[f64],
         params: &Value,
+        budget: &Budget,
     ) -> Result<(Arc<super::fit::Fitted>, FitParams, bool), ModelError> {
         let fp = FitParams::from_params(params, self.sequence_length())?;
         if closes.len() < fp.min_closes() {
@@ -153,9 +154,14 @@ impl NeuralPredictor {
                 ..c.clone()
             }),
         };
-        let (fitted, cached) =
-            self.fitter
-                .fit(self.info.name, architecture, &self.network, closes, &fp)?;
+        let (fitted, cached) = self.fitter.fit(
+            self.info.name,
+            architecture,
+            &self.network,
+            closes,
+            &fp,
+            budget,
+        )?;
         Ok((fitted, fp, cached))
     }
 
@@ -164,8 +170,9 @@ impl NeuralPredictor {
         &self,
         closes: &[f64],
         params: &Value,
+        budget: &Budget,
     ) -> Result<Map<String, Value>, ModelError> {
-        let (fitted, fp, cached) = self.fit_to(closes, params)?;
+        let (fitted, fp, cached) = self.fit_to(closes, params, budget)?;
         let (inputs, scale) = latest(closes, fp.sequence_length)
             .ok_or_else(|| ModelError::Failed("no window to forecast from".into()))?;
         let output = infer(&fitted.network, &inputs)?;
@@ -327,9 +334,10 @@ impl Predictor for NeuralPredictor {
         fit_at: usize,
         at: Range<usize>,
         params: &Value,
+        budget: &Budget,
     ) -> Result<Vec<f64>, ModelError> {
         if wants_fit(params)? {
-            let (fitted, fp, _) = self.fit_to(&closes[..=fit_at], params)?;
+            let (fitted, fp, _) = self.fit_to(&closes[..=fit_at], params, budget)?;
             return forecasts_at(&fitted.network, closes, fp.sequence_length, fp.horizon, at);
         }
         self.check_params(params)?;
@@ -353,10 +361,11 @@ impl Predictor for NeuralPredictor {
         &self,
         input: &ModelInput,
         params: &Value,
+        budget: &Budget,
     ) -> Result<Map<String, Value>, ModelError> {
         let series = input.series()?;
         if wants_fit(params)? {
-            return self.predict_fitted(series.closes(), params);
+            return self.predict_fitted(series.closes(), params, budget);
         }
         self.check_params(params)?;
         let t = self.sequence_length();
@@ -429,7 +438,8 @@ mod tests {
         let falling: Vec<f64> = (0..30).map(|i| 100.0 * 0.99f64.powi(i)).collect();
         let forecast = |closes: Vec<f64>| {
             let input = ModelInput::Series(crate::models::PriceSeries::new(closes).unwrap());
-            p.predict(&input, &Value::Null).unwrap()["predicted_return"]
+            p.predict(&input, &Value::Null, &Budget::unlimited())
+                .unwrap()["predicted_return"]
                 .as_f64()
                 .unwrap()
         };

@@ -158,7 +158,13 @@ pub fn pretrain(
     ));
     let network = Network::seeded(plan.architecture.clone(), plan.training.seed)?;
     let started = Instant::now();
-    let report = train(&network, &train_set, &stopping_set, &plan.training, None)?;
+    let report = train(
+        &network,
+        &train_set,
+        &stopping_set,
+        &plan.training,
+        &crate::models::Budget::unlimited(),
+    )?;
     log(&format!(
         "{}: {} epochs in {:.1} s, validation loss {:.4} -> {:.4} (best epoch {})",
         plan.model,

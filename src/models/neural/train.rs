@@ -1,9 +1,10 @@
 //! Training: AdamW on mini-batches, MSE on scaled targets, global gradient
 //! clipping, early stopping on a chronologically later validation set, and a
 //! seeded batch order, so the same seed, data and thread count give the same
-//! weights.
+//! weights. A budget stops it between batches: out of time keeps the best
+//! epoch so far; cancelled is an error.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::windows::Window;
 use super::Network;
+use crate::models::budget::{Budget, Stopped};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -120,13 +122,14 @@ fn clip_gradients(
 }
 
 /// Trains `network` on `train`, keeping the weights of the epoch with the
-/// lowest loss on `validation`. Stops at `budget` (keeping the best so far).
+/// lowest loss on `validation`. Stops when `budget` runs out (keeping the
+/// best so far), or fails when it is cancelled.
 pub fn train(
     network: &Network,
     train: &[Window],
     validation: &[Window],
     cfg: &TrainConfig,
-    budget: Option<Duration>,
+    budget: &Budget,
 ) -> candle_core::Result<TrainReport> {
     if train.is_empty() || validation.is_empty() {
         candle_core::bail!("training needs both training and validation windows");
@@ -157,9 +160,13 @@ pub fn train(
         order.shuffle(&mut rng);
         let mut epoch_loss = 0.0;
         for chunk in order.chunks(cfg.batch_size.max(1)) {
-            if budget.is_some_and(|b| started.elapsed() > b) {
-                report.out_of_time = true;
-                break 'epochs;
+            match budget.check() {
+                Ok(()) => {}
+                Err(Stopped::OutOfTime) => {
+                    report.out_of_time = true;
+                    break 'epochs;
+                }
+                Err(why @ Stopped::Cancelled) => candle_core::bail!("training {why}"),
             }
             let refs: Vec<&Window> = chunk.iter().map(|&i| &train[i]).collect();
             let (xs, ys) = batch(&refs)?;
@@ -263,7 +270,8 @@ mod tests {
             batch_size: 8,
             ..TrainConfig::default()
         };
-        let report = train(&net, fit, held, &cfg, Some(Duration::from_millis(300))).unwrap();
+        let budget = Budget::unlimited().within(std::time::Duration::from_millis(300));
+        let report = train(&net, fit, held, &cfg, &budget).unwrap();
         assert!(report.out_of_time);
         assert!(report.epochs_run < 200);
         let best = report.best_validation_loss();
@@ -286,7 +294,7 @@ mod tests {
         };
         for arch in [small_lstm(), small_transformer()] {
             let a = Network::seeded(arch.clone(), 3).unwrap();
-            let report = train(&a, fit, held, &cfg, None).unwrap();
+            let report = train(&a, fit, held, &cfg, &Budget::unlimited()).unwrap();
             let (before, after) = (
                 report.initial_validation_loss(),
                 report.best_validation_loss(),
@@ -294,7 +302,7 @@ mod tests {
             assert!(after < 0.5 * before, "{arch:?}: {before} -> {after}");
 
             let b = Network::seeded(arch.clone(), 3).unwrap();
-            train(&b, fit, held, &cfg, None).unwrap();
+            train(&b, fit, held, &cfg, &Budget::unlimited()).unwrap();
             assert_eq!(
                 a.flat_weights().unwrap(),
                 b.flat_weights().unwrap(),
