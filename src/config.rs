@@ -239,6 +239,9 @@ pub struct MarketSettings {
     pub cache_capacity: u64,
     /// Bytes of bars the history cache keeps (and as many of last-good ones).
     pub history_cache_bytes: u64,
+    /// Ask each live provider for one quote at startup, so the stock
+    /// listing knows which can deliver.
+    pub probe_on_start: bool,
 }
 
 #[derive(Clone, Deserialize)]

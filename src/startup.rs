@@ -176,6 +176,10 @@ impl AppState {
         if settings.ec2_probe_wanted() {
             spawn_environment_probe(&settings, Arc::clone(&market));
         }
+        if settings.market.probe_on_start {
+            let market = Arc::clone(&market);
+            tokio::spawn(async move { market.probe_live_providers().await });
+        }
 
         Ok(AppState {
             settings: Arc::new(settings),

@@ -480,17 +480,24 @@ async fn fetch_series(state: &AppState, symbol: &str, bars: usize) -> Result<Fet
 
 /// A fetched history as a model's series, refusing prices no model should see.
 fn fetched_from(symbol: &str, history: History) -> Result<Fetched, ApiError> {
-    let series = PriceSeries::new(history.closes()).map_err(|e| {
-        ApiError::UpstreamUnavailable(format!(
-            "{} sent unusable prices for {symbol}: {e}",
-            history.provider
-        ))
-    })?;
+    let series = provided_series(symbol, &history.provider, history.closes())?;
     Ok(Fetched {
         series,
         as_of: history.as_of(),
         stale_age: history.stale_age,
         provider: history.provider,
+    })
+}
+
+/// Closes a provider sent for `symbol`, refused (as the provider's fault)
+/// when no model should see them.
+pub(super) fn provided_series(
+    symbol: &str,
+    provider: &str,
+    closes: Vec<f64>,
+) -> Result<PriceSeries, ApiError> {
+    PriceSeries::new(closes).map_err(|e| {
+        ApiError::UpstreamUnavailable(format!("{provider} sent unusable prices for {symbol}: {e}"))
     })
 }
 

@@ -68,7 +68,9 @@ async fn portfolio_data(
     let mut body = json!({
         "success": true,
         "portfolio_data": portfolio_data,
-        "symbols_requested": req.symbols.len(),
+        // The list as sent, as the legacy route answered; the count beside it.
+        "symbols_requested": req.symbols,
+        "symbols_requested_count": req.symbols.len(),
         "symbols_found": symbols_found,
         "symbols_missing": symbols_missing,
         "timestamp": Utc::now().to_rfc3339(),

@@ -85,8 +85,10 @@ pub struct PortfolioDataResponse {
     success: bool,
     /// Keyed by the symbol as requested.
     portfolio_data: BTreeMap<String, QuoteBody>,
+    /// The symbols as sent.
+    symbols_requested: Vec<String>,
     /// How many symbols were asked for.
-    symbols_requested: u64,
+    symbols_requested_count: u64,
     symbols_found: u64,
     timestamp: String,
 }
@@ -211,7 +213,7 @@ pub struct ModelItem {
     features: Vec<String>,
     complexity: String,
     latency: String,
-    /// `{overall_score, detailed_scores, measured, details}`; unmeasured scores are null.
+    /// `{overall_score, detailed_scores, measured, details}`; only measured categories are present.
     evaluation: Value,
 }
 
@@ -253,8 +255,11 @@ pub struct SubscriptionChangeBody {
 #[derive(ToSchema)]
 pub struct Stock {
     yfinance_symbol: String,
+    /// Empty where Fyers lists no such stock.
     fyers_symbol: String,
     name: String,
+    /// The provider the stock's data comes from now.
+    data_source: String,
 }
 
 #[derive(ToSchema)]
@@ -269,7 +274,8 @@ pub struct ReturnsResponse {
     success: bool,
     /// `{symbol, return, start_price, end_price}` or `{symbol, error}`.
     results: Vec<Value>,
-    average_return: Option<f64>,
+    /// 0 when nothing could be priced.
+    average_return: f64,
     valid_count: u64,
     total_count: u64,
 }
@@ -278,7 +284,10 @@ pub struct ReturnsResponse {
 #[schema(example = json!({"model_id": "lstm_predictor", "stock_symbol": "AAPL", "period": "1y"}))]
 pub struct BacktestBody {
     model_id: String,
-    stock_symbol: String,
+    /// One stock, or several separated by commas (optimiser).
+    stock_symbol: Option<String>,
+    /// Several stocks (optimiser).
+    stock_symbols: Option<Vec<String>>,
     /// `3mo`, `6mo`, `1y` (default) or `2y`.
     period: Option<String>,
     /// `retrain_every`, `threshold`, `allow_short`, `transaction_cost_bps`, model params.
@@ -307,6 +316,8 @@ pub struct BacktestResult {
     trades: u64,
     days: u64,
     benchmark_total_return: f64,
+    /// What was measured, in words.
+    strategy: String,
 }
 
 #[derive(ToSchema)]

@@ -1,7 +1,8 @@
 //! The catalog's `evaluation` of a model: scores from 0 to 10, each a
 //! fixed formula of what `tickcast evaluate` measured on the held-out years
-//! (see docs/evaluation.md). A score nothing measures is `null`, says so,
-//! and is left out of `overall_score`.
+//! (see docs/evaluation.md). A category nothing measures is left out of
+//! `detailed_scores` (the legacy page shows every category present as a
+//! number out of 10) and of `overall_score`; `details` names it.
 
 use serde_json::{json, Value};
 
@@ -55,7 +56,7 @@ pub fn testing_validation(m: &ModelMeasurement) -> f64 {
     clamp10(10.0 * depth * breadth)
 }
 
-fn score(value: Option<f64>, description: &str, details: String) -> Value {
+fn score(value: f64, description: &str, details: String) -> Value {
     json!({ "score": value, "description": description, "details": details })
 }
 
@@ -68,76 +69,60 @@ pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Value {
             None => "no measurements file was loaded (run `tickcast evaluate`)".to_string(),
             Some(_) => format!("`tickcast evaluate` did not measure {model}"),
         };
-        let detailed: serde_json::Map<String, Value> = SCORES
-            .iter()
-            .map(|name| {
-                (
-                    name.to_string(),
-                    score(None, "not measured", format!("Not measured: {why}.")),
-                )
-            })
-            .collect();
         return json!({
-            "overall_score": null,
-            "detailed_scores": detailed,
-            "measured": null,
+            "detailed_scores": {},
             "details": format!("No score: {why}."),
         });
     };
     let b = &m.backtest;
-    let not_measured = |what: &str| {
-        score(
-            None,
-            what,
-            "Not measured by `tickcast evaluate`; left out of overall_score.".into(),
-        )
-    };
-    let model_logic_score = model_logic(m);
-    let model_logic_value = match &m.held_out {
-        Some(h) => score(
-            model_logic_score,
-            "Forecast edge over the naive forecasts on held-out data",
-            format!(
-                "5 + 100 x (directional accuracy {:.4} - always-up {:.4}) + 100 x (1 - RMSE ratio {:.4}), clamped to 0..10",
-                h.directional_accuracy, h.always_up_accuracy, h.rmse_ratio
-            ),
-        ),
-        None => not_measured("Forecast edge over the naive forecasts (forecasters only)"),
-    };
     let (samples, stocks) = m
         .held_out
         .as_ref()
         .map_or((b.days, b.stocks), |h| (h.samples, h.stocks));
-    let detailed = json!({
-        "risk_return": score(
-            Some(risk_return(m)),
+    let mut detailed = serde_json::Map::new();
+    detailed.insert(
+        "risk_return".into(),
+        score(
+            risk_return(m),
             "Backtest Sharpe ratio against its benchmark on the held-out period",
             format!(
                 "5 + 5 x (Sharpe {:.3} - benchmark Sharpe {:.3}), clamped to 0..10; {}",
                 b.sharpe_ratio, b.benchmark_sharpe_ratio, b.strategy
             ),
         ),
-        "data_quality": not_measured("Quality of the data the model reads"),
-        "model_logic": model_logic_value,
-        "code_quality": not_measured("Quality of the model's code"),
-        "testing_validation": score(
-            Some(testing_validation(m)),
+    );
+    if let (Some(h), Some(logic)) = (&m.held_out, model_logic(m)) {
+        detailed.insert(
+            "model_logic".into(),
+            score(
+                logic,
+                "Forecast edge over the naive forecasts on held-out data",
+                format!(
+                    "5 + 100 x (directional accuracy {:.4} - always-up {:.4}) + 100 x (1 - RMSE ratio {:.4}), clamped to 0..10",
+                    h.directional_accuracy, h.always_up_accuracy, h.rmse_ratio
+                ),
+            ),
+        );
+    }
+    detailed.insert(
+        "testing_validation".into(),
+        score(
+            testing_validation(m),
             "Held-out evidence behind the scores",
             format!(
                 "10 x min(1, log10({samples} samples) / log10(20000)) x min(1, {stocks} stocks / 20)"
             ),
         ),
-        "governance_compliance": not_measured("Governance and compliance review"),
-    });
-    let scored: Vec<f64> = SCORES
-        .iter()
-        .filter_map(|name| detailed[name]["score"].as_f64())
+    );
+    let scored: Vec<f64> = detailed
+        .values()
+        .filter_map(|s| s["score"].as_f64())
         .collect();
     let overall = clamp10(scored.iter().sum::<f64>() / scored.len().max(1) as f64);
     let left_out: Vec<&str> = SCORES
         .iter()
         .copied()
-        .filter(|name| detailed[name]["score"].is_null())
+        .filter(|name| !detailed.contains_key(*name))
         .collect();
     json!({
         "overall_score": overall,
@@ -206,7 +191,8 @@ mod tests {
         assert_eq!(e["detailed_scores"]["testing_validation"]["score"], 10.0);
         // Three measured scores: (5 + 5 + 10) / 3.
         assert_eq!(e["overall_score"], 6.67);
-        assert!(e["detailed_scores"]["code_quality"]["score"].is_null());
+        assert!(e["detailed_scores"].get("code_quality").is_none());
+        assert!(e["details"].as_str().unwrap().contains("code_quality"));
         let better = measured(0.53, 0.99, 0.7);
         let e = evaluation("m", Some(&better));
         assert_eq!(e["detailed_scores"]["model_logic"]["score"], 7.0);
@@ -217,9 +203,10 @@ mod tests {
     #[test]
     fn unmeasured_models_have_no_scores_and_say_why() {
         let e = evaluation("other", Some(&measured(0.5, 1.0, 0.5)));
-        assert!(e["overall_score"].is_null());
+        assert!(e.get("overall_score").is_none());
+        assert_eq!(e["detailed_scores"], json!({}));
         assert!(e["details"].as_str().unwrap().contains("did not measure"));
         let e = evaluation("m", None);
-        assert!(e["overall_score"].is_null());
+        assert!(e.get("overall_score").is_none());
     }
 }

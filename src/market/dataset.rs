@@ -27,6 +27,39 @@ pub struct PriceFileError {
     pub reason: String,
 }
 
+/// The names of the embedded series, for listings.
+const EMBEDDED_NAMES: [(&str, &str); 21] = [
+    ("AAPL", "Apple Inc."),
+    ("AMD", "Advanced Micro Devices, Inc."),
+    ("BAC", "Bank of America Corporation"),
+    ("BBY", "Best Buy Co., Inc."),
+    ("CVX", "Chevron Corporation"),
+    ("GE", "General Electric Company"),
+    ("HD", "The Home Depot, Inc."),
+    ("JNJ", "Johnson & Johnson"),
+    ("JPM", "JPMorgan Chase & Co."),
+    ("KO", "The Coca-Cola Company"),
+    ("LLY", "Eli Lilly and Company"),
+    ("MRK", "Merck & Co., Inc."),
+    ("MSFT", "Microsoft Corporation"),
+    ("PEP", "PepsiCo, Inc."),
+    ("PFE", "Pfizer Inc."),
+    ("PG", "The Procter & Gamble Company"),
+    ("RRC", "Range Resources Corporation"),
+    ("UNH", "UnitedHealth Group Incorporated"),
+    ("WMT", "Walmart Inc."),
+    ("XOM", "Exxon Mobil Corporation"),
+    ("^GSPC", "S&P 500"),
+];
+
+/// The name of an embedded series.
+pub fn embedded_name(symbol: &str) -> Option<&'static str> {
+    EMBEDDED_NAMES
+        .iter()
+        .find(|(s, _)| *s == symbol)
+        .map(|(_, name)| *name)
+}
+
 /// The dataset built into the binary.
 pub fn embedded() -> Result<PriceTable, PriceFileError> {
     let mut table = parse_wide_closes(GzDecoder::new(EMBEDDED_STOCKS), "sp500_dataset.csv.gz")?;

@@ -350,5 +350,6 @@ fn parse_quote(symbol: &str, entry: &Value) -> Result<Quote, ProviderError> {
             .unwrap_or_else(Utc::now),
         provider: NAME.to_string(),
         stale_age_secs: None,
+        stale: false,
     })
 }

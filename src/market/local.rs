@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use super::dataset::{self, PriceFileError};
 use super::prices::{Candle, Interval, Quote, Span};
-use super::provider::{Provider, ProviderError, QuoteAnswer};
+use super::provider::{Holding, Provider, ProviderError, QuoteAnswer};
 use super::symbols::SymbolForm;
 
 pub const NAME: &str = "local";
@@ -182,6 +182,26 @@ impl Provider for LocalProvider {
             }
         };
         Ok(selected.to_vec())
+    }
+
+    /// The embedded series, then the user's files of other symbols (each
+    /// sorted); a user file's name is its symbol.
+    fn holdings(&self) -> Option<Vec<Holding>> {
+        if let Some(watch) = &self.watch {
+            self.rescan(watch);
+        }
+        let user = self.user.read().unwrap_or_else(|p| p.into_inner());
+        let embedded = self.embedded.keys();
+        let extra = user.keys().filter(|s| !self.embedded.contains_key(*s));
+        Some(
+            embedded
+                .chain(extra)
+                .map(|symbol| Holding {
+                    name: dataset::embedded_name(symbol).unwrap_or(symbol).to_string(),
+                    symbol: symbol.clone(),
+                })
+                .collect(),
+        )
     }
 
     async fn quotes(&self, symbols: &[String]) -> Result<Vec<QuoteAnswer>, ProviderError> {

@@ -50,6 +50,20 @@ pub struct MarketHealth {
     pub quote_cache: CacheStats,
 }
 
+/// A stock the provider chain can price now: its symbols in both forms
+/// (the legacy listing's fields; `fyers_symbol` is empty where Fyers has
+/// none) and the provider its data would come from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PriceableStock {
+    pub yfinance_symbol: String,
+    pub fyers_symbol: String,
+    pub name: String,
+    pub data_source: &'static str,
+}
+
+/// Least time between probes of live providers that are not answering.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long answers are kept, and how much of them.
 #[derive(Debug, Clone, Copy)]
 pub struct CachePolicy {
@@ -89,6 +103,27 @@ struct Source {
 }
 
 impl Source {
+    /// Whether this provider can deliver `symbol` (in Yahoo form) now: a
+    /// provider holding its own data has it, or a live one is answering
+    /// (its breaker closed) and knows the symbol in its own form.
+    fn delivers(
+        &self,
+        symbol: &str,
+        held: Option<&[super::provider::Holding]>,
+        mapper: &SymbolMapper,
+    ) -> bool {
+        match held {
+            Some(held) => held.iter().any(|h| h.symbol == symbol),
+            None => {
+                self.stats.is_answering()
+                    && self.breaker.state() == BreakerState::Closed
+                    && mapper
+                        .to_form(symbol, self.provider.symbol_form())
+                        .is_some()
+            }
+        }
+    }
+
     /// Leave to call: `Err` says why the provider is skipped this time.
     /// (Our own quota is spent per upstream request, inside the provider.)
     fn admit(&self) -> Result<super::breaker::Permit<'_>, &'static str> {
@@ -144,6 +179,8 @@ pub struct DataManager {
     quote_cache: TtlCache<String, Quote>,
     /// Identical concurrent fetches of the same symbols share one call.
     quote_batches: TtlCache<String, Arc<QuoteBatch>>,
+    /// When live providers were last probed.
+    probed: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Quotes fetched for normalized symbols; `missing` says why, and whether a
@@ -189,6 +226,7 @@ impl DataManager {
                     u32::try_from(batch.found.len() + batch.missing.len()).unwrap_or(u32::MAX)
                 },
             ),
+            probed: std::sync::Mutex::new(None),
         }
     }
 
@@ -422,6 +460,7 @@ impl DataManager {
                 match stale {
                     Some((mut quote, age)) => {
                         quote.stale_age_secs = Some(age.as_secs());
+                        quote.stale = true;
                         known.insert(key.clone(), quote);
                     }
                     None => {
@@ -524,6 +563,105 @@ impl DataManager {
                 (key, (reason, failed))
             }));
         batch
+    }
+
+    /// The stocks the chain can price now, each with the first provider
+    /// in the order that delivers it: the mapping's stocks (in its order)
+    /// while a live provider answers, then the series providers hold
+    /// themselves (local data). A live provider not answering is probed
+    /// again in the background, at most once a minute.
+    pub fn priceable_stocks(self: &Arc<Self>) -> Vec<PriceableStock> {
+        let ordered = self.ordered();
+        let holdings: Vec<Option<Vec<super::provider::Holding>>> =
+            ordered.iter().map(|s| s.provider.holdings()).collect();
+        let source_of = |symbol: &str| {
+            ordered
+                .iter()
+                .zip(&holdings)
+                .find(|(s, held)| s.delivers(symbol, held.as_deref(), &self.mapper))
+                .map(|(s, _)| s.provider.name())
+        };
+        let mut stocks: Vec<PriceableStock> = Vec::new();
+        let mut listed = std::collections::HashSet::new();
+        for stock in self.mapper.stocks() {
+            if let Some(source) = source_of(&stock.yfinance_symbol) {
+                listed.insert(stock.yfinance_symbol.clone());
+                stocks.push(PriceableStock {
+                    yfinance_symbol: stock.yfinance_symbol.clone(),
+                    fyers_symbol: stock.fyers_symbol.clone(),
+                    name: stock.name.clone(),
+                    data_source: source,
+                });
+            }
+        }
+        for held in holdings.iter().flatten().flatten() {
+            if !listed.insert(held.symbol.clone()) {
+                continue;
+            }
+            if let Some(source) = source_of(&held.symbol) {
+                stocks.push(PriceableStock {
+                    fyers_symbol: self.mapper.to_fyers(&held.symbol).unwrap_or_default(),
+                    yfinance_symbol: held.symbol.clone(),
+                    name: held.name.clone(),
+                    data_source: source,
+                });
+            }
+        }
+        let silent = ordered
+            .iter()
+            .zip(&holdings)
+            .any(|(s, held)| held.is_none() && !s.stats.is_answering());
+        if silent && self.probe_due() {
+            let manager = Arc::clone(self);
+            tokio::spawn(async move { manager.probe_live_providers().await });
+        }
+        stocks
+    }
+
+    /// Whether a probe may run now (and, if so, marks it as run).
+    fn probe_due(&self) -> bool {
+        let mut probed = self.probed.lock().unwrap_or_else(|p| p.into_inner());
+        let due = probed.is_none_or(|at| at.elapsed() >= PROBE_EVERY);
+        if due {
+            *probed = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Asks each live provider in the order for one quote (the mapping's
+    /// first stock), so health and the stock listing know which answer.
+    /// Counted like any call (stats, breaker, quota).
+    pub async fn probe_live_providers(&self) {
+        let Some(probe) = self
+            .mapper
+            .stocks()
+            .first()
+            .map(|s| s.yfinance_symbol.clone())
+        else {
+            return;
+        };
+        for source in self.ordered() {
+            if source.provider.holdings().is_some() {
+                continue;
+            }
+            let name = source.provider.name();
+            let Some(native) = self.mapper.to_form(&probe, source.provider.symbol_form()) else {
+                continue;
+            };
+            let Ok(permit) = source.admit() else {
+                continue;
+            };
+            let started = Instant::now();
+            let answer = source.provider.quotes(&[native]).await;
+            // One symbol asked: its own outcome is the call's.
+            let answer = match answer {
+                Ok(mut answers) if answers.len() == 1 => answers.remove(0).1.map(|_| ()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            source.report(name, started, &answer, permit);
+        }
+        *self.probed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
     /// Counters only: never calls a provider.

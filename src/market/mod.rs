@@ -17,7 +17,8 @@ pub mod symbols;
 pub mod yahoo;
 
 pub use manager::{
-    CachePolicy, DataManager, HistoryObserver, MarketError, MarketHealth, QuoteReport,
+    CachePolicy, DataManager, HistoryObserver, MarketError, MarketHealth, PriceableStock,
+    QuoteReport,
 };
 pub use prices::{Candle, History, Interval, Quote, Span};
 pub use provider::{Provider, ProviderError};

@@ -51,6 +51,9 @@ pub struct Quote {
     /// Set when every provider failed and this is the last good quote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale_age_secs: Option<u64>,
+    /// True with `stale_age_secs`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 impl Quote {
@@ -69,6 +72,7 @@ impl Quote {
             timestamp: last.time,
             provider: provider.to_string(),
             stale_age_secs: None,
+            stale: false,
         }
     }
 }

@@ -65,6 +65,13 @@ impl ProviderError {
 /// What a provider answers for one symbol of a quote request.
 pub type QuoteAnswer = (String, Result<Quote, ProviderError>);
 
+/// A series a provider holds itself, and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holding {
+    pub symbol: String,
+    pub name: String,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// The name used in health, metrics and responses (`local`, `yfinance`, `fyers`).
@@ -90,6 +97,12 @@ pub trait Provider: Send + Sync {
 
     /// Our own quota for this provider, when it has one (for health).
     fn quota(&self) -> Option<&ProviderRateLimiter> {
+        None
+    }
+
+    /// The series a provider holds itself (local data), in listing order;
+    /// `None` for a live source that may have any symbol of its form.
+    fn holdings(&self) -> Option<Vec<Holding>> {
         None
     }
 }

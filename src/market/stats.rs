@@ -76,6 +76,12 @@ impl ProviderStats {
         self.last_call_failed.load(Ordering::Relaxed)
     }
 
+    /// Whether the provider has been called and its most recent call did
+    /// not fail: it is answering now, as far as anyone knows.
+    pub fn is_answering(&self) -> bool {
+        self.calls.load(Ordering::Relaxed) > 0 && !self.is_failing()
+    }
+
     pub fn snapshot(&self, circuit_breaker_state: &'static str) -> ProviderMetrics {
         let calls = self.calls.load(Ordering::Relaxed);
         let failures = self.failures.load(Ordering::Relaxed).min(calls);

@@ -123,28 +123,56 @@ pub fn run(
         strategy.push((days[t + 1].0, position * ret - rules.cost * change));
         benchmark.push((days[t + 1].0, ret));
     }
-    let daily: Vec<f64> = strategy.iter().map(|(_, r)| *r).collect();
-    let stats = Stats::of(&daily);
-    let benchmark_daily: Vec<f64> = benchmark.iter().map(|(_, r)| *r).collect();
-    let benchmark_stats = Stats::of(&benchmark_daily);
-    Ok(Performance {
-        total_return: stats.total_return,
-        annual_volatility: stats.annual_volatility,
-        sharpe_ratio: stats.sharpe_ratio,
-        max_drawdown: stats.max_drawdown,
-        hit_rate: if in_market > 0 {
-            hits as f64 / in_market as f64
-        } else {
-            0.0
+    let hit_rate = if in_market > 0 {
+        hits as f64 / in_market as f64
+    } else {
+        0.0
+    };
+    Ok(Performance::of(
+        &strategy,
+        &benchmark,
+        Trading {
+            hit_rate,
+            turnover,
+            trades,
         },
-        turnover,
-        trades,
-        days: daily.len(),
-        monthly_returns: monthly(&strategy),
-        benchmark_total_return: benchmark_stats.total_return,
-        benchmark_monthly_returns: monthly(&benchmark),
-        benchmark: benchmark_stats,
-    })
+    ))
+}
+
+/// How a strategy traded, besides what it returned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trading {
+    pub hit_rate: f64,
+    pub turnover: f64,
+    pub trades: usize,
+}
+
+impl Performance {
+    /// The figures of a strategy's and its benchmark's dated daily returns.
+    pub fn of(
+        strategy: &[(NaiveDate, f64)],
+        benchmark: &[(NaiveDate, f64)],
+        trading: Trading,
+    ) -> Self {
+        let daily: Vec<f64> = strategy.iter().map(|(_, r)| *r).collect();
+        let stats = Stats::of(&daily);
+        let benchmark_daily: Vec<f64> = benchmark.iter().map(|(_, r)| *r).collect();
+        let benchmark_stats = Stats::of(&benchmark_daily);
+        Performance {
+            total_return: stats.total_return,
+            annual_volatility: stats.annual_volatility,
+            sharpe_ratio: stats.sharpe_ratio,
+            max_drawdown: stats.max_drawdown,
+            hit_rate: trading.hit_rate,
+            turnover: trading.turnover,
+            trades: trading.trades,
+            days: daily.len(),
+            monthly_returns: monthly(strategy),
+            benchmark_total_return: benchmark_stats.total_return,
+            benchmark_monthly_returns: monthly(benchmark),
+            benchmark: benchmark_stats,
+        }
+    }
 }
 
 /// Figures of a daily return series (fractions; volatility and Sharpe

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod neural;
 pub mod optimizer;
 pub mod portfolio;
+pub mod rebalance;
 pub mod series;
 pub mod tracking;
 pub mod walkforward;

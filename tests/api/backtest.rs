@@ -127,7 +127,12 @@ async fn bad_backtest_requests_get_clear_errors() {
             "unknown_model",
         ),
         (
-            json!({"model_id": "realtime_portfolio_optimizer", "stock_symbol": "AAPL", "period": "1y"}),
+            json!({"model_id": "lstm_predictor", "stock_symbol": "AAPL,MSFT", "period": "1y"}),
+            400,
+            "invalid_input",
+        ),
+        (
+            json!({"model_id": "realtime_portfolio_optimizer", "stock_symbols": ["AAPL", "aapl"]}),
             400,
             "invalid_input",
         ),

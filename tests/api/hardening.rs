@@ -9,7 +9,9 @@ use tokio::net::TcpStream;
 use wiremock::matchers::path_regex;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app, spawn_app_with, test_registry, yahoo_chart_of, TestApp};
+use crate::helpers::{
+    spawn_app, spawn_app_with, test_registry, yahoo_answering, yahoo_chart_of, yahoo_first, TestApp,
+};
 
 const STOCKS: [&str; 10] = [
     "AAPL", "MSFT", "JNJ", "KO", "XOM", "JPM", "PG", "WMT", "PEP", "MRK",
@@ -83,10 +85,7 @@ async fn a_batch_of_models_on_one_symbol_makes_one_upstream_call() {
         .await;
     let uri = yahoo.uri();
     let app = spawn_app_with(
-        move |s| {
-            s.market.providers = vec![tickcast::config::ProviderName::Yfinance];
-            s.yahoo.base_url = uri;
-        },
+        move |s| yahoo_first(s, uri, &[]),
         tickcast::models::served(),
     )
     .await;
@@ -341,27 +340,16 @@ fn an_ensemble_fit_stops_at_its_budget() {
 
 #[tokio::test]
 async fn a_burst_of_quote_requests_spends_no_more_upstream_requests_than_the_quota() {
-    let yahoo = MockServer::start().await;
-    Mock::given(path_regex("^/v8/finance/chart/"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw(yahoo_chart_of("AAPL", 5), "application/json"),
-        )
-        .mount(&yahoo)
-        .await;
+    let yahoo = yahoo_answering(5).await;
     let uri = yahoo.uri();
     let app = spawn_app_with(
         move |s| {
-            s.market.providers = vec![
-                tickcast::config::ProviderName::Yfinance,
-                tickcast::config::ProviderName::Local,
-            ];
-            s.yahoo.base_url = uri;
+            yahoo_first(s, uri, &[tickcast::config::ProviderName::Local]);
             s.yahoo.quota = tickcast::market::limiter::QuotaConfig {
                 per_minute: Some(20),
                 ..Default::default()
             };
             s.market.rate_limit_max_wait_ms = 0;
-            s.market.breaker_failure_rate = 0.0;
         },
         tickcast::models::served(),
     )

@@ -105,8 +105,10 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
         .expect("built-in settings load");
     s.catalog.subscriptions_db = dir.join("state/subscriptions.sqlite3");
     s.data.prices_dir = dir.join("prices");
-    // Tests never leave loopback: live providers only where a test mocks them.
+    // Tests never leave loopback: live providers only where a test mocks them,
+    // and no startup probe (tests count the requests a mock receives).
     s.market.providers = vec![tickcast::config::ProviderName::Local];
+    s.market.probe_on_start = false;
     s
 }
 
@@ -327,4 +329,28 @@ pub fn yahoo_chart_of(symbol: &str, n: usize) -> String {
         },
     }], "error": null}})
     .to_string()
+}
+
+/// A Yahoo mock answering every chart request with AAPL's newest `n`
+/// embedded closes.
+pub async fn yahoo_answering(n: usize) -> wiremock::MockServer {
+    let yahoo = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path_regex("^/v8/finance/chart/"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_raw(yahoo_chart_of("AAPL", n), "application/json"),
+        )
+        .mount(&yahoo)
+        .await;
+    yahoo
+}
+
+/// Settings that try Yahoo at `uri` first, then `rest`; rate-based breaker
+/// opening off, so tests decide failures.
+pub fn yahoo_first(s: &mut Settings, uri: String, rest: &[tickcast::config::ProviderName]) {
+    s.market.providers = std::iter::once(tickcast::config::ProviderName::Yfinance)
+        .chain(rest.iter().copied())
+        .collect();
+    s.yahoo.base_url = uri;
+    s.market.breaker_failure_rate = 0.0;
 }

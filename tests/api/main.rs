@@ -12,6 +12,7 @@ mod environment;
 mod errors;
 mod hardening;
 mod helpers;
+mod legacy_page;
 mod networks;
 mod openapi;
 mod ops;

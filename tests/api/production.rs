@@ -53,7 +53,8 @@ async fn portfolio_data_matches_the_embedded_closes() {
         body["portfolio_data"][" msft"]["price"],
         *msft.last().unwrap()
     );
-    assert_eq!(body["symbols_requested"], 3);
+    assert_eq!(body["symbols_requested"].as_array().unwrap().len(), 3);
+    assert_eq!(body["symbols_requested_count"], 3);
     assert_eq!(body["symbols_found"], 2);
     assert_eq!(body["symbols_missing"][0]["symbol"], "RELIANCE.NS");
     assert!(body["symbols_missing"][0]["reason"]
