@@ -10,6 +10,7 @@ mod enhanced_ml;
 mod ensemble;
 mod environment;
 mod errors;
+mod golden;
 mod hardening;
 mod helpers;
 mod legacy_page;
