@@ -11,13 +11,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde_json::json;
 use tickcast::market::dataset;
 use tickcast::models::ensemble::features;
 use tickcast::models::ensemble::learners::Learner;
 use tickcast::models::ensemble::predictor::{blend, EnsembleParams};
 use tickcast::models::Budget;
-use tickcast::models::{ModelInput, PriceSeries};
+use tickcast::models::{ModelInput, PriceSeries, RawParams};
 
 fn aapl(n: usize) -> Vec<f64> {
     let table = dataset::embedded().expect("embedded data");
@@ -62,15 +61,17 @@ fn each_learner(c: &mut Criterion) {
 
 fn cached(c: &mut Criterion) {
     let registry = tickcast::models::served();
-    let ensemble = registry.get("adaptive_ensemble").unwrap();
-    let input = ModelInput::Series(PriceSeries::new(aapl(250)).unwrap());
-    ensemble
-        .predict(&input, &json!({}), &Budget::unlimited())
+    let ensemble = registry
+        .get("adaptive_ensemble")
+        .unwrap()
+        .configure(&RawParams::new())
         .unwrap();
+    let input = ModelInput::Series(PriceSeries::new(aapl(250)).unwrap());
+    ensemble.predict(&input, &Budget::unlimited()).unwrap();
     c.bench_function("ensemble_cached_predict_250_closes", |b| {
         b.iter(|| {
             ensemble
-                .predict(black_box(&input), &json!({}), &Budget::unlimited())
+                .predict(black_box(&input), &Budget::unlimited())
                 .unwrap()
         })
     });

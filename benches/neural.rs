@@ -11,13 +11,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde_json::json;
 use tickcast::market::dataset;
 use tickcast::models::neural::train::{train, TrainConfig};
 use tickcast::models::neural::windows::windows;
 use tickcast::models::neural::{Architecture, LstmConfig, Network, TransformerConfig};
 use tickcast::models::Budget;
-use tickcast::models::{ModelInput, PriceSeries};
+use tickcast::models::{ModelInput, PriceSeries, RawParams};
 
 fn aapl(n: usize) -> Vec<f64> {
     let table = dataset::embedded().expect("embedded data");
@@ -30,11 +29,14 @@ fn inference(c: &mut Criterion) {
     let input = ModelInput::Series(PriceSeries::new(aapl(250)).unwrap());
     let mut group = c.benchmark_group("inference");
     for model in ["lstm_predictor", "transformer_predictor"] {
-        let predictor = registry.get(model).unwrap();
+        let run = registry
+            .get(model)
+            .unwrap()
+            .configure(&RawParams::new())
+            .unwrap();
         group.bench_function(model, |b| {
             b.iter(|| {
-                predictor
-                    .predict(black_box(&input), &json!({}), &Budget::unlimited())
+                run.predict(black_box(&input), &Budget::unlimited())
                     .unwrap()
             })
         });

@@ -5,13 +5,14 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
+
+pub use crate::environment::Environment;
 
 /// The defaults shipped in the binary, so it starts from any directory.
 const BUILT_IN_DEFAULTS: &str = include_str!("../config/default.toml");
@@ -31,8 +32,28 @@ pub struct Settings {
     pub tracking: TrackingSettings,
     pub auth: AuthSettings,
     pub market: MarketSettings,
-    pub yahoo: crate::market::yahoo::YahooSettings,
+    pub yahoo: YahooSettings,
     pub fyers: FyersSettings,
+}
+
+/// Yahoo Finance's chart API and the quota tickcast allows itself there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YahooSettings {
+    pub base_url: String,
+    pub timeout_ms: u64,
+    pub quota: QuotaSettings,
+}
+
+/// Upstream requests allowed to a provider per window; an absent window
+/// is unlimited, `burst` the largest burst in any (default: its count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSettings {
+    pub per_second: Option<u32>,
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -198,17 +219,6 @@ pub struct TrackingSettings {
     pub window: usize,
 }
 
-impl ModelSettings {
-    pub fn fit_policy(&self) -> crate::models::neural::fit::FitPolicy {
-        crate::models::neural::fit::FitPolicy {
-            concurrency: self.fit_concurrency,
-            queue: self.fit_queue,
-            time_budget: std::time::Duration::from_secs(self.fit_time_budget_secs),
-            cache_capacity: self.fit_cache_capacity,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogSettings {
@@ -251,7 +261,7 @@ pub struct FyersSettings {
     pub access_token: SecretString,
     pub base_url: String,
     pub timeout_ms: u64,
-    pub quota: crate::market::limiter::QuotaConfig,
+    pub quota: QuotaSettings,
 }
 
 impl FyersSettings {
@@ -281,54 +291,13 @@ pub enum ProviderName {
 }
 
 impl ProviderName {
-    /// The name providers report (and the contract uses).
+    /// The name the provider reports (and the contract uses).
     pub fn as_str(self) -> &'static str {
         match self {
-            ProviderName::Local => crate::market::local::NAME,
-            ProviderName::Yfinance => crate::market::yahoo::NAME,
-            ProviderName::Fyers => crate::market::fyers::NAME,
+            ProviderName::Local => "local",
+            ProviderName::Yfinance => "yfinance",
+            ProviderName::Fyers => "fyers",
         }
-    }
-}
-
-/// Deployment environment; decides provider priority.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    #[default]
-    Development,
-    Staging,
-    Production,
-}
-
-impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Development => "development",
-            Environment::Staging => "staging",
-            Environment::Production => "production",
-        }
-    }
-}
-
-impl FromStr for Environment {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "development" | "dev" => Ok(Environment::Development),
-            "staging" | "stage" => Ok(Environment::Staging),
-            "production" | "prod" => Ok(Environment::Production),
-            other => Err(format!(
-                "unknown environment {other:?}: expected development, staging or production (or dev, stage, prod)"
-            )),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Environment {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        raw.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,69 +1,216 @@
-//! The one error type every handler returns. Each variant maps to a status
-//! code and the contract's body: `{"success": false, "error": "...", "code": "..."}`.
+//! The one error type every handler and service returns: a stable code from
+//! one list ([`ErrorCode`], which also decides the status) and a message.
+//! Its body is the contract's `{"success": false, "error": "...", "code": "..."}`.
+//! Internal failures are logged with their cause and answered with a
+//! generic message.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// Malformed or invalid input (400 `invalid_input`).
-    #[error("{0}")]
-    InvalidInput(String),
-    /// Invalid input with its own stable code, e.g. `invalid_type` (400).
-    #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
-    /// No or wrong credentials (401).
-    #[error("{0}")]
-    Unauthorized(String),
+/// Every error code tickcast answers with (README, "Error codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed or invalid input: a body, field or param (400).
+    InvalidInput,
+    /// A subscription `type` other than `agent` or `model` (400).
+    InvalidType,
+    /// A request refused by the HTTP layer for its form (400).
+    InvalidRequest,
+    /// A caller already holds the most subscriptions one may (400).
+    TooManySubscriptions,
+    /// An admin switch to a provider that cannot be primary (400).
+    UnsupportedProvider,
+    /// No or wrong API key or admin token (401).
+    Unauthorized,
     /// The route is switched off here (403).
-    #[error("{0}")]
-    Forbidden(String),
-    /// The body is not JSON by its content type (415).
-    #[error("{0}")]
-    UnsupportedMediaType(String),
+    Forbidden,
+    /// No such route (404).
+    NotFound,
+    /// No served model by that name (404).
+    UnknownModel,
+    /// No provider has the symbol (404).
+    UnknownSymbol,
+    /// No agent or model with the id to subscribe to (404).
+    UnknownId,
+    /// The route exists without this method (405).
+    MethodNotAllowed,
     /// The body exceeds the configured limit (413).
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    /// An unknown model, symbol, id or route (404).
-    #[error("{message}")]
-    NotFound { code: &'static str, message: String },
-    /// A route that exists without this method (405).
-    #[error("{0}")]
-    MethodNotAllowed(String),
-    /// Valid input that cannot be served, e.g. too few prices (422).
-    #[error("{message}")]
-    Unprocessable { code: &'static str, message: String },
-    /// The caller holds too much of something the server caps (429).
-    #[error("{message}")]
-    TooMany { code: &'static str, message: String },
-    /// The caller is over its rate limit (429).
-    #[error("{message}")]
-    RateLimited {
-        message: String,
-        retry_after_secs: u64,
-    },
+    PayloadTooLarge,
+    /// The body is not JSON by its content type (415).
+    UnsupportedMediaType,
+    /// Valid input, too few prices for the model (422).
+    InsufficientData,
+    /// Valid input with no answer, e.g. no tangency portfolio (422).
+    Infeasible,
+    /// The data gave a model nothing it could fit (422).
+    ModelFailed,
+    /// The caller is over its rate (429, with Retry-After).
+    RateLimited,
+    /// The subscriptions store keeps no more callers (429).
+    SubscriptionsFull,
     /// No data provider could answer and nothing is cached (503).
-    #[error("{0}")]
-    UpstreamUnavailable(String),
-    /// The server is at capacity for this kind of work (503).
-    #[error("{message}")]
-    Busy {
-        message: String,
-        retry_after_secs: u64,
-    },
-    /// The request took longer than the configured budget (503).
-    #[error("{0}")]
-    Timeout(String),
-    /// A bug. The detail is logged, not sent.
-    #[error("internal error: {0}")]
-    Internal(String),
+    UpstreamUnavailable,
+    /// Too much of this work is running or queued (503, with Retry-After).
+    Busy,
+    /// The request or its work ran out of time (503).
+    Timeout,
+    /// The service is still starting or shutting down (503).
+    NotReady,
+    /// A fault of tickcast itself (500).
+    InternalError,
+}
+
+impl ErrorCode {
+    /// Every code (a new one goes here, and in the README's table).
+    pub const ALL: [ErrorCode; 24] = {
+        use ErrorCode::*;
+        [
+            InvalidInput,
+            InvalidType,
+            InvalidRequest,
+            TooManySubscriptions,
+            UnsupportedProvider,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            UnknownModel,
+            UnknownSymbol,
+            UnknownId,
+            MethodNotAllowed,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            InsufficientData,
+            Infeasible,
+            ModelFailed,
+            RateLimited,
+            SubscriptionsFull,
+            UpstreamUnavailable,
+            Busy,
+            Timeout,
+            NotReady,
+            InternalError,
+        ]
+    };
+
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            InvalidInput | InvalidType | InvalidRequest | TooManySubscriptions
+            | UnsupportedProvider => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden => StatusCode::FORBIDDEN,
+            NotFound | UnknownModel | UnknownSymbol | UnknownId => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            InsufficientData | Infeasible | ModelFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            RateLimited | SubscriptionsFull => StatusCode::TOO_MANY_REQUESTS,
+            UpstreamUnavailable | Busy | Timeout | NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidInput => "invalid_input",
+            InvalidType => "invalid_type",
+            InvalidRequest => "invalid_request",
+            TooManySubscriptions => "too_many_subscriptions",
+            UnsupportedProvider => "unsupported_provider",
+            Unauthorized => "unauthorized",
+            Forbidden => "forbidden",
+            NotFound => "not_found",
+            UnknownModel => "unknown_model",
+            UnknownSymbol => "unknown_symbol",
+            UnknownId => "unknown_id",
+            MethodNotAllowed => "method_not_allowed",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            InsufficientData => "insufficient_data",
+            Infeasible => "infeasible",
+            ModelFailed => "model_failed",
+            RateLimited => "rate_limited",
+            SubscriptionsFull => "subscriptions_full",
+            UpstreamUnavailable => "upstream_unavailable",
+            Busy => "busy",
+            Timeout => "timeout",
+            NotReady => "not_ready",
+            InternalError => "internal_error",
+        }
+    }
+}
+
+/// Every error's body: `success` false, a human-readable `error` and a
+/// stable `code`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"success": false, "error": "unknown model \"x\"; served models: [lstm_predictor]", "code": "unknown_model"}))]
+pub struct ErrorBody {
+    pub success: bool,
+    pub error: String,
+    pub code: ErrorCode,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// 400 `invalid_input`.
     pub fn invalid(message: impl Into<String>) -> Self {
-        ApiError::InvalidInput(message.into())
+        Self::new(ErrorCode::InvalidInput, message)
+    }
+
+    /// 422 `insufficient_data`.
+    pub fn insufficient_data(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InsufficientData, message)
+    }
+
+    /// 500: the detail is logged, never sent.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, detail)
+    }
+
+    /// Asks the client to retry after `secs` (429 and 503 answers).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The same error with another message.
+    pub fn with_message(self, message: String) -> Self {
+        ApiError { message, ..self }
+    }
+
+    /// The message a client sees; internal detail stays in the logs.
+    pub fn public_message(&self) -> String {
+        match self.code {
+            ErrorCode::InternalError => "internal server error".to_string(),
+            _ => self.message.clone(),
+        }
     }
 
     /// One error for several symbols that failed: the most severe kind
@@ -85,100 +232,23 @@ impl ApiError {
             .max_by_key(|e| e.status().as_u16());
         match worst {
             Some(e) => e.with_message(message),
-            None => ApiError::Internal("no symbol failed".into()),
+            None => ApiError::internal("no symbol failed"),
         }
     }
 
-    /// The same kind of error with another message.
-    pub fn with_message(self, message: String) -> Self {
-        match self {
-            ApiError::InvalidInput(_) => ApiError::InvalidInput(message),
-            ApiError::BadRequest { code, .. } => ApiError::BadRequest { code, message },
-            ApiError::Unauthorized(_) => ApiError::Unauthorized(message),
-            ApiError::Forbidden(_) => ApiError::Forbidden(message),
-            ApiError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(message),
-            ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(message),
-            ApiError::NotFound { code, .. } => ApiError::NotFound { code, message },
-            ApiError::MethodNotAllowed(_) => ApiError::MethodNotAllowed(message),
-            ApiError::Unprocessable { code, .. } => ApiError::Unprocessable { code, message },
-            ApiError::TooMany { code, .. } => ApiError::TooMany { code, message },
-            ApiError::RateLimited {
-                retry_after_secs, ..
-            } => ApiError::RateLimited {
-                message,
-                retry_after_secs,
-            },
-            ApiError::UpstreamUnavailable(_) => ApiError::UpstreamUnavailable(message),
-            ApiError::Busy {
-                retry_after_secs, ..
-            } => ApiError::Busy {
-                message,
-                retry_after_secs,
-            },
-            ApiError::Timeout(_) => ApiError::Timeout(message),
-            ApiError::Internal(_) => ApiError::Internal(message),
-        }
-    }
-
-    pub fn insufficient_data(message: impl Into<String>) -> Self {
-        ApiError::Unprocessable {
-            code: "insufficient_data",
-            message: message.into(),
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidInput(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited { .. } | ApiError::TooMany { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            ApiError::UpstreamUnavailable(_) | ApiError::Busy { .. } | ApiError::Timeout(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::InvalidInput(_) => "invalid_input",
-            ApiError::BadRequest { code, .. }
-            | ApiError::NotFound { code, .. }
-            | ApiError::Unprocessable { code, .. }
-            | ApiError::TooMany { code, .. } => code,
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
-            ApiError::Busy { .. } => "busy",
-            ApiError::Timeout(_) => "timeout",
-            ApiError::Internal(_) => "internal_error",
-        }
-    }
-
-    /// The message a client sees; internal detail stays in the logs.
-    pub fn public_message(&self) -> String {
-        match self {
-            ApiError::Internal(_) => "internal server error".to_string(),
-            other => other.to_string(),
+    /// The contract's body of this error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            success: false,
+            error: self.public_message(),
+            code: self.code,
         }
     }
 }
 
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
-        ApiError::Internal(format!("{err:#}"))
+        ApiError::internal(format!("{err:#}"))
     }
 }
 
@@ -186,26 +256,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(code = self.code(), error = %self, "request failed");
+            tracing::error!(code = self.code.as_str(), error = %self, "request failed");
         } else {
-            tracing::debug!(code = self.code(), error = %self, "request rejected");
+            tracing::debug!(code = self.code.as_str(), error = %self, "request rejected");
         }
-        let body = json!({
-            "success": false,
-            "error": self.public_message(),
-            "code": self.code(),
-        });
-        let mut response = (status, Json(body)).into_response();
-        if let ApiError::RateLimited {
-            retry_after_secs, ..
-        }
-        | ApiError::Busy {
-            retry_after_secs, ..
-        } = self
-        {
+        let mut response = (status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -214,14 +273,12 @@ impl IntoResponse for ApiError {
 impl From<crate::market::MarketError> for ApiError {
     fn from(err: crate::market::MarketError) -> Self {
         use crate::market::MarketError;
-        match err {
-            MarketError::InvalidSymbol { .. } => ApiError::invalid(err.to_string()),
-            MarketError::NotFound { .. } => ApiError::NotFound {
-                code: "unknown_symbol",
-                message: err.to_string(),
-            },
-            MarketError::Unavailable { .. } => ApiError::UpstreamUnavailable(err.to_string()),
-        }
+        let code = match &err {
+            MarketError::InvalidSymbol { .. } => ErrorCode::InvalidInput,
+            MarketError::NotFound { .. } => ErrorCode::UnknownSymbol,
+            MarketError::Unavailable { .. } => ErrorCode::UpstreamUnavailable,
+        };
+        ApiError::new(code, err.to_string())
     }
 }
 
@@ -229,25 +286,14 @@ impl From<crate::models::ModelError> for ApiError {
     fn from(err: crate::models::ModelError) -> Self {
         use crate::models::ModelError;
         match err {
-            ModelError::InvalidInput(m) => ApiError::InvalidInput(m),
+            ModelError::InvalidInput(m) => ApiError::invalid(m),
             ModelError::InsufficientData(m) => ApiError::insufficient_data(m),
-            ModelError::Infeasible(message) => ApiError::Unprocessable {
-                code: "infeasible",
-                message,
-            },
-            ModelError::Failed(message) => ApiError::Unprocessable {
-                code: "model_failed",
-                message,
-            },
-            ModelError::Busy(message) => ApiError::Busy {
-                message,
-                retry_after_secs: 5,
-            },
-            ModelError::OutOfTime(message) => ApiError::Timeout(message),
-            ModelError::Cancelled(message) => ApiError::Busy {
-                message,
-                retry_after_secs: 1,
-            },
+            ModelError::Infeasible(m) => ApiError::new(ErrorCode::Infeasible, m),
+            ModelError::Unfit(m) => ApiError::new(ErrorCode::ModelFailed, m),
+            ModelError::Internal(m) => ApiError::internal(m),
+            ModelError::Busy(m) => ApiError::new(ErrorCode::Busy, m).retry_after(5),
+            ModelError::OutOfTime(m) => ApiError::new(ErrorCode::Timeout, m),
+            ModelError::Cancelled(m) => ApiError::new(ErrorCode::Busy, m).retry_after(1),
         }
     }
 }
@@ -255,17 +301,12 @@ impl From<crate::models::ModelError> for ApiError {
 impl From<crate::catalog::subscriptions::StoreError> for ApiError {
     fn from(err: crate::catalog::subscriptions::StoreError) -> Self {
         use crate::catalog::subscriptions::StoreError;
-        match err {
-            StoreError::CallerFull { .. } => ApiError::BadRequest {
-                code: "too_many_subscriptions",
-                message: err.to_string(),
-            },
-            StoreError::StoreFull { .. } => ApiError::TooMany {
-                code: "subscriptions_full",
-                message: err.to_string(),
-            },
-            other => ApiError::Internal(other.to_string()),
-        }
+        let code = match &err {
+            StoreError::CallerFull { .. } => ErrorCode::TooManySubscriptions,
+            StoreError::StoreFull { .. } => ErrorCode::SubscriptionsFull,
+            _ => ErrorCode::InternalError,
+        };
+        ApiError::new(code, err.to_string())
     }
 }
 
@@ -292,18 +333,35 @@ mod tests {
 
     #[tokio::test]
     async fn internal_detail_is_not_sent_to_clients() {
-        let (status, body) = body_of(ApiError::Internal("db path /secret".into())).await;
+        let (status, body) = body_of(ApiError::internal("db path /secret")).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"], "internal server error");
     }
 
     #[tokio::test]
     async fn throttling_errors_carry_retry_after() {
-        let resp = ApiError::Busy {
-            message: "training queue full".into(),
-            retry_after_secs: 5,
-        }
-        .into_response();
+        let resp = ApiError::new(ErrorCode::Busy, "training queue full")
+            .retry_after(5)
+            .into_response();
         assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+    }
+
+    #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme
+            .find("## Error codes")
+            .expect("README has Error codes")..];
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.status().as_u16());
+            assert!(section.contains(&row), "README lacks {row}");
+        }
+    }
+
+    #[test]
+    fn every_code_serialises_as_it_is_spelt() {
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 }

@@ -5,11 +5,14 @@ pub mod api;
 pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod environment;
 pub mod error;
+pub mod forecast;
 pub mod market;
 pub mod models;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;
 
-pub use startup::{AppState, Application};
+pub use api::state::AppState;
+pub use startup::Application;

@@ -140,7 +140,8 @@ fn evaluate(
     measurements_out: &std::path::Path,
 ) -> anyhow::Result<()> {
     use tickcast::models::evaluation;
-    use tickcast::models::neural::predictor::{NeuralPredictor, LSTM, TRANSFORMER};
+    use tickcast::models::neural::predictor::NeuralPredictor;
+    use tickcast::models::neural::{LSTM, TRANSFORMER};
     let table = tickcast::market::dataset::embedded()?;
     let mut evaluations = Vec::new();
     for model in [LSTM, TRANSFORMER] {
@@ -171,8 +172,10 @@ fn evaluate(
     eprintln!("wrote {}", out.display());
 
     // Backtests of every served model on the held-out years, for the catalog.
-    let registry =
-        tickcast::models::served_from(&settings.models.dir, settings.models.fit_policy())?;
+    let registry = tickcast::models::served_from(
+        &settings.models.dir,
+        tickcast::startup::settings::fit_policy(settings),
+    )?;
     let mut models = std::collections::BTreeMap::new();
     for e in &evaluations {
         let Some(model) = registry.get(&e.model) else {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use tickcast::market::yahoo::{YahooProvider, YahooSettings};
+use tickcast::market::yahoo::{YahooEndpoint, YahooProvider};
 use tickcast::market::{Interval, Provider, ProviderError, Span};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -17,10 +17,9 @@ fn fixture(name: &str) -> String {
 }
 
 async fn provider(server: &MockServer, timeout_ms: u64) -> YahooProvider {
-    YahooProvider::new(&YahooSettings {
+    YahooProvider::new(&YahooEndpoint {
         base_url: format!("{}/", server.uri()),
         timeout_ms,
-        ..Default::default()
     })
     .unwrap()
 }
@@ -250,10 +249,9 @@ async fn connection_failures_say_what_failed() {
         .local_addr()
         .unwrap()
         .port();
-    let yahoo = YahooProvider::new(&YahooSettings {
+    let yahoo = YahooProvider::new(&YahooEndpoint {
         base_url: format!("http://127.0.0.1:{port}"),
         timeout_ms: 1000,
-        ..Default::default()
     })
     .unwrap();
     let err = yahoo
@@ -274,17 +272,17 @@ async fn a_quote_fetch_spends_one_permit_per_symbol_requested() {
         .respond_with(json(fixture("chart_AAPL_daily.json")))
         .mount(&server)
         .await;
-    let settings = YahooSettings {
+    let endpoint = YahooEndpoint {
         base_url: server.uri(),
         timeout_ms: 1000,
-        quota: tickcast::market::limiter::QuotaConfig {
-            per_minute: Some(20),
-            ..Default::default()
-        },
     };
-    let yahoo = YahooProvider::new(&settings)
+    let quota = tickcast::market::limiter::QuotaConfig {
+        per_minute: Some(20),
+        ..Default::default()
+    };
+    let yahoo = YahooProvider::new(&endpoint)
         .unwrap()
-        .with_quota(&settings, Duration::ZERO);
+        .with_quota(&quota, Duration::ZERO);
     let symbols: Vec<String> = (0..500).map(|i| format!("S{i}")).collect();
     let answers = yahoo.quotes(&symbols).await.unwrap();
     let quoted = answers.iter().filter(|(_, a)| a.is_ok()).count();

@@ -6,17 +6,15 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::Json;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use super::schema;
-use crate::error::ApiError;
+use super::schema::{Failures, ProviderResponse, ProviderSwitchBody};
+use super::state::AppState;
+use crate::error::{ApiError, ErrorCode};
 use crate::market::{fyers, yahoo};
-use crate::startup::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(current_provider, switch_provider))
@@ -31,9 +29,9 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let expected = state.settings.admin_token.expose_secret();
         if expected.is_empty() {
-            return Err(ApiError::Forbidden(
-                "admin routes are disabled: no admin token is configured (TICKCAST_ADMIN_TOKEN)"
-                    .into(),
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "admin routes are disabled: no admin token is configured (TICKCAST_ADMIN_TOKEN)",
             ));
         }
         let client = parts
@@ -52,71 +50,71 @@ impl FromRequestParts<AppState> for Admin {
             Ok(Admin)
         } else {
             state.access.admin_attempt_failed(client);
-            Err(ApiError::Unauthorized(
-                "send the admin token as Authorization: Bearer <token>".into(),
+            Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "send the admin token as Authorization: Bearer <token>",
             ))
         }
     }
 }
 
 /// The contract's `{success, provider}`, plus the whole order tried.
-fn answer(state: &AppState) -> Json<Value> {
-    Json(json!({
-        "success": true,
-        "provider": state.market.primary(),
-        "provider_priority": state.market.priority(),
-    }))
+fn answer(state: &AppState) -> Json<ProviderResponse> {
+    Json(ProviderResponse {
+        success: true,
+        provider: state.market.primary(),
+        provider_priority: state.market.priority(),
+    })
 }
 
-#[utoipa::path(get, path = "/api/admin/market_data_provider", tag = "admin", security(("admin_token" = [])), responses((status = 200, body = schema::ProviderResponse), (status = 401, description = "no or wrong admin token", body = schema::ErrorBody), (status = 403, description = "no admin token configured", body = schema::ErrorBody)))]
-async fn current_provider(_: Admin, State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/api/admin/market_data_provider", tag = "admin", security(("admin_token" = [])), responses((status = 200, body = ProviderResponse), Failures))]
+async fn current_provider(_: Admin, State(state): State<AppState>) -> Json<ProviderResponse> {
     answer(&state)
 }
 
-#[derive(Deserialize)]
-struct Switch {
-    provider: String,
-    #[serde(default)]
+/// Checks that `provider` can be primary, handing Fyers the credentials
+/// given (without any, those configured must exist).
+fn credentials_for(
+    state: &AppState,
+    provider: &str,
     app_id: Option<String>,
-    #[serde(default)]
     access_token: Option<SecretString>,
-}
-
-#[utoipa::path(post, path = "/api/admin/market_data_provider", tag = "admin", security(("admin_token" = [])), request_body = schema::ProviderSwitchBody, responses((status = 200, body = schema::ProviderResponse), (status = "4XX", description = "bad input, wrong content type", body = schema::ErrorBody), (status = 401, description = "no or wrong admin token", body = schema::ErrorBody), (status = 403, description = "no admin token configured", body = schema::ErrorBody)))]
-async fn switch_provider(
-    _: Admin,
-    State(state): State<AppState>,
-    ApiJson(switch): ApiJson<Switch>,
-) -> Result<Json<Value>, ApiError> {
-    match switch.provider.trim() {
-        yahoo::NAME => {}
-        fyers::NAME => match (switch.app_id, switch.access_token) {
+) -> Result<(), ApiError> {
+    match provider {
+        yahoo::NAME => Ok(()),
+        fyers::NAME => match (app_id, access_token) {
             (Some(app_id), Some(token))
                 if !app_id.trim().is_empty() && !token.expose_secret().trim().is_empty() =>
             {
-                state.fyers.set_credentials(&app_id, token);
+                let set = state.market.set_credentials(provider, &app_id, token);
+                set.map_err(ApiError::invalid)
             }
-            (None, None) if state.settings.fyers.is_configured() => {}
-            _ => {
-                return Err(ApiError::invalid(
-                    "fyers needs app_id and access_token (none are configured)",
-                ))
-            }
+            (None, None) if state.settings.fyers.is_configured() => Ok(()),
+            _ => Err(ApiError::invalid(
+                "fyers needs app_id and access_token (none are configured)",
+            )),
         },
-        other => {
-            return Err(ApiError::BadRequest {
-                code: "unsupported_provider",
-                message: format!("unsupported provider {other:?}: expected yfinance or fyers"),
-            })
-        }
+        other => Err(ApiError::new(
+            ErrorCode::UnsupportedProvider,
+            format!("unsupported provider {other:?}: expected yfinance or fyers"),
+        )),
     }
+}
+
+/// Makes `provider` the one tried first; Fyers with the credentials given
+/// (or those configured).
+#[utoipa::path(post, path = "/api/admin/market_data_provider", tag = "admin", security(("admin_token" = [])), request_body = ProviderSwitchBody, responses((status = 200, body = ProviderResponse), Failures))]
+async fn switch_provider(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(switch): ApiJson<ProviderSwitchBody>,
+) -> Result<Json<ProviderResponse>, ApiError> {
+    let provider = switch.provider.trim();
+    credentials_for(&state, provider, switch.app_id, switch.access_token)?;
     state
         .market
-        .set_primary(switch.provider.trim())
+        .set_primary(provider)
         .map_err(ApiError::invalid)?;
-    tracing::info!(
-        provider = switch.provider.trim(),
-        "primary market data provider switched"
-    );
+    tracing::info!(provider, "primary market data provider switched");
     Ok(answer(&state))
 }

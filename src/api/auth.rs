@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -17,8 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{AuthSettings, CallerQuota};
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorCode};
 use crate::throttle::{KeyedGcra, Window};
 
 /// Who made a request that presented an API key.
@@ -159,60 +159,91 @@ fn is_open(path: &str) -> bool {
 }
 
 fn limited(wait: std::time::Duration) -> ApiError {
-    ApiError::RateLimited {
-        message: format!(
-            "rate limit reached; retry in {:.1} s",
-            wait.as_secs_f64().max(0.1)
-        ),
-        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    let message = format!(
+        "rate limit reached; retry in {:.1} s",
+        wait.as_secs_f64().max(0.1)
+    );
+    ApiError::new(ErrorCode::RateLimited, message)
+        .retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
+}
+
+fn key_required() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        "an API key is required: send Authorization: Bearer <key> or X-API-Key: <key>",
+    )
+}
+
+impl Access {
+    /// The caller behind the request's key, within its rate.
+    fn admit_key(&self, req: &Request<Body>) -> Result<Caller, ApiError> {
+        let key = presented_key(req)
+            .and_then(|k| self.caller_for(k))
+            .ok_or_else(key_required)?;
+        if let Some(Err(not_until)) = key.limiter.as_ref().map(|l| l.check()) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(limited(wait));
+        }
+        Ok(key.caller.clone())
+    }
+
+    /// Without keys: the client address within its rate (if one is set).
+    fn admit_address(&self, req: &Request<Body>) -> Result<(), ApiError> {
+        let (Some(by_ip), Some(ip)) = (
+            &self.by_ip,
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ) else {
+            return Ok(());
+        };
+        if let Err(not_until) = by_ip.check_key(&ip) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(limited(wait));
+        }
+        // Forget idle addresses now and then, so the map stays bounded.
+        if self
+            .requests
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(10_000)
+        {
+            by_ip.retain_recent();
+        }
+        Ok(())
     }
 }
 
 /// Checks the key and the caller's rate; puts the [`Caller`] in the
 /// request's extensions.
 pub async fn guard(
-    State(state): State<AppState>,
+    State(access): State<Arc<Access>>,
     mut req: Request<Body>,
     next: Next,
 ) -> Response<Body> {
-    let access = &state.access;
     if is_open(req.uri().path()) {
         return next.run(req).await;
     }
-    let clock = DefaultClock::default();
-    if access.requires_keys() {
-        let Some(key) = presented_key(&req).and_then(|k| access.caller_for(k)) else {
-            let mut response = ApiError::Unauthorized(
-                "an API key is required: send Authorization: Bearer <key> or X-API-Key: <key>"
-                    .into(),
-            )
-            .into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return response;
-        };
-        if let Some(Err(not_until)) = key.limiter.as_ref().map(|l| l.check()) {
-            return limited(not_until.wait_time_from(clock.now())).into_response();
-        }
-        req.extensions_mut().insert(key.caller.clone());
-    } else if let Some(by_ip) = &access.by_ip {
-        let ip = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        if let Some(ip) = ip {
-            if let Err(not_until) = by_ip.check_key(&ip) {
-                return limited(not_until.wait_time_from(clock.now())).into_response();
+    let admitted = if access.requires_keys() {
+        access.admit_key(&req).map(|caller| {
+            req.extensions_mut().insert(caller);
+        })
+    } else {
+        access.admit_address(&req)
+    };
+    match admitted {
+        Ok(()) => next.run(req).await,
+        Err(refused) => {
+            let challenge = refused.code() == ErrorCode::Unauthorized;
+            let mut response = refused.into_response();
+            if challenge {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
             }
-            // Forget idle addresses now and then, so the map stays bounded.
-            if access.requests.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
-                by_ip.retain_recent();
-            }
+            response
         }
     }
-    next.run(req).await
 }
 
 #[cfg(test)]

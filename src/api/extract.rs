@@ -6,9 +6,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// `Json<T>` whose rejections are [`ApiError`]s. Large bodies are parsed on
 /// a blocking thread, so a megabyte of JSON never holds up an async worker.
@@ -34,7 +33,7 @@ where
             .await
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge("request body exceeds the configured limit".into())
+                    too_large()
                 } else {
                     ApiError::invalid(format!("cannot read request body: {}", e.body_text()))
                 }
@@ -44,7 +43,7 @@ where
         let parsed = if large {
             tokio::task::spawn_blocking(parse)
                 .await
-                .map_err(|e| ApiError::Internal(format!("parsing a body panicked: {e}")))?
+                .map_err(|e| ApiError::internal(format!("parsing a body panicked: {e}")))?
         } else {
             parse()
         };
@@ -85,15 +84,23 @@ fn from_rejection(rejection: JsonRejection) -> ApiError {
             "request body is not valid JSON: {}",
             strip_axum_prefix(&e.body_text())
         )),
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-            "expected Content-Type: application/json (with curl, add -H 'Content-Type: application/json')"
-                .to_string(),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "expected Content-Type: application/json (with curl, add -H 'Content-Type: application/json')",
         ),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge("request body exceeds the configured limit".to_string())
+            too_large()
         }
         other => ApiError::invalid(format!("cannot read request body: {}", other.body_text())),
     }
+}
+
+/// 413, for a body over `server.body_limit_bytes`.
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        "request body exceeds the configured limit",
+    )
 }
 
 fn strip_axum_prefix(text: &str) -> &str {
@@ -134,28 +141,5 @@ impl<S: Send + Sync> FromRequestParts<S> for CallerId {
                 ApiError::invalid("X-User-Id must be 1 to 128 visible ASCII characters")
             })?;
         Ok(CallerId(id.to_string()))
-    }
-}
-
-/// A `{"symbols": [...]}` body, as the data endpoints take it.
-#[derive(Deserialize)]
-pub struct SymbolList {
-    #[serde(default)]
-    pub symbols: Vec<String>,
-}
-
-impl SymbolList {
-    /// Refuses an empty list (with the legacy message) and one over `cap`.
-    pub fn check(&self, cap: usize) -> Result<(), ApiError> {
-        if self.symbols.is_empty() {
-            return Err(ApiError::invalid("No symbols provided"));
-        }
-        if self.symbols.len() > cap {
-            return Err(ApiError::invalid(format!(
-                "symbols: {} given, at most {cap} per request",
-                self.symbols.len()
-            )));
-        }
-        Ok(())
     }
 }

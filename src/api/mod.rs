@@ -9,6 +9,7 @@ pub mod extract;
 pub mod ops;
 pub mod production;
 pub mod schema;
+pub mod state;
 
 use std::any::Any;
 use std::time::Duration;
@@ -28,8 +29,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorCode};
+use state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let server = &state.settings.server;
@@ -46,7 +47,10 @@ pub fn router(state: AppState) -> Router {
         // Innermost first: each `layer` wraps everything above it.
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(middleware::from_fn_with_state(
+            std::sync::Arc::clone(&state.access),
+            auth::guard,
+        ))
         .layer(middleware::map_response(json_error_bodies))
         .layer(middleware::from_fn(record_http_metrics))
         .layer(CompressionLayer::new())
@@ -133,18 +137,13 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 async fn unknown_route(req: Request<Body>) -> ApiError {
-    ApiError::NotFound {
-        code: "not_found",
-        message: format!("no route for {} {}", req.method(), req.uri().path()),
-    }
+    let message = format!("no route for {} {}", req.method(), req.uri().path());
+    ApiError::new(ErrorCode::NotFound, message)
 }
 
 async fn method_not_allowed(req: Request<Body>) -> ApiError {
-    ApiError::MethodNotAllowed(format!(
-        "{} is not allowed on {}",
-        req.method(),
-        req.uri().path()
-    ))
+    let message = format!("{} is not allowed on {}", req.method(), req.uri().path());
+    ApiError::new(ErrorCode::MethodNotAllowed, message)
 }
 
 /// Middleware (timeouts, limits) answers with bare status codes; give every
@@ -159,22 +158,20 @@ async fn json_error_bodies(response: Response<Body>) -> Response<Body> {
         return response;
     }
     let error = match status {
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
-            ApiError::Timeout("the request took longer than the configured timeout".into())
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            ErrorCode::Timeout,
+            "the request took longer than the configured timeout",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => extract::too_large(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed")
         }
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge("request body exceeds the configured limit".into())
-        }
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed("method not allowed".into()),
-        StatusCode::NOT_FOUND => ApiError::NotFound {
-            code: "not_found",
-            message: "not found".into(),
-        },
-        s if s.is_client_error() => ApiError::BadRequest {
-            code: "invalid_request",
-            message: s.canonical_reason().unwrap_or("bad request").to_string(),
-        },
-        _ => ApiError::Internal(format!("status {status} without a body")),
+        StatusCode::NOT_FOUND => ApiError::new(ErrorCode::NotFound, "not found"),
+        s if s.is_client_error() => ApiError::new(
+            ErrorCode::InvalidRequest,
+            s.canonical_reason().unwrap_or("bad request"),
+        ),
+        _ => ApiError::internal(format!("status {status} without a body")),
     };
     let mut rebuilt = error.into_response();
     *rebuilt.status_mut() = status;
@@ -188,7 +185,7 @@ fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
-    ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+    ApiError::internal(format!("handler panicked: {detail}")).into_response()
 }
 
 /// A method label from a fixed set: clients may send any token as a method,
@@ -241,6 +238,7 @@ mod tests {
             ("mod.rs", include_str!("mod.rs")),
             ("ops.rs", include_str!("ops.rs")),
             ("production.rs", include_str!("production.rs")),
+            ("state.rs", include_str!("state.rs")),
         ];
         let plain_route = concat!(".", "route(");
         for (name, text) in files {

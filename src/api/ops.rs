@@ -6,12 +6,12 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::schema;
-use crate::startup::AppState;
+use super::schema::Status;
+use super::state::AppState;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 
 /// Liveness, readiness and (unless it has its own address) metrics.
 pub fn router(with_metrics: bool) -> OpenApiRouter<AppState> {
@@ -31,23 +31,22 @@ pub fn metrics_router() -> Router {
 }
 
 /// The process is up and serving HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = schema::Status)))]
-async fn liveness() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Status)))]
+async fn liveness() -> Json<Status> {
+    Json(Status { status: "ok" })
 }
 
 /// Data is loaded and requests can be answered.
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = schema::Status), (status = 503, body = schema::ErrorBody)))]
-async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
+async fn readiness(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
+        Json(Status { status: "ready" }).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({ "status": "starting", "success": false, "code": "not_ready", "error": "data is still loading" }),
-            ),
-        )
+        // The legacy pollers read `status`; the rest is the error body.
+        let mut body =
+            serde_json::json!(ApiError::new(ErrorCode::NotReady, "data is still loading").body());
+        body["status"] = "starting".into();
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }
 
@@ -64,8 +63,6 @@ async fn prometheus() -> Response {
             handle.render(),
         )
             .into_response(),
-        None => {
-            crate::error::ApiError::Internal("metrics recorder unavailable".into()).into_response()
-        }
+        None => ApiError::internal("metrics recorder unavailable").into_response(),
     }
 }

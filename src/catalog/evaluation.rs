@@ -4,9 +4,12 @@
 //! `detailed_scores` (the legacy page shows every category present as a
 //! number out of 10) and of `overall_score`; `details` names it.
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
-use crate::models::evaluation::{Measurements, ModelMeasurement};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::models::evaluation::{BacktestSummary, HeldOutSummary, Measurements, ModelMeasurement};
 
 /// The scores' names, in the legacy order.
 pub const SCORES: [&str; 6] = [
@@ -56,32 +59,72 @@ pub fn testing_validation(m: &ModelMeasurement) -> f64 {
     clamp10(10.0 * depth * breadth)
 }
 
-fn score(value: f64, description: &str, details: String) -> Value {
-    json!({ "score": value, "description": description, "details": details })
+/// One category's score.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Score {
+    /// 0..10.
+    pub score: f64,
+    pub description: &'static str,
+    /// The formula and its inputs.
+    pub details: String,
 }
 
-/// The `evaluation` object of `model`, from `measurements` when it was
-/// measured.
-pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Value {
+/// What the scores were computed from, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Measured {
+    pub measured_at: String,
+    pub period: String,
+    pub version: String,
+    /// `null` for a model with no held-out forecasts (the optimiser).
+    #[schema(value_type = Option<Object>)]
+    pub held_out: Option<HeldOutSummary>,
+    #[schema(value_type = Object)]
+    pub backtest: BacktestSummary,
+}
+
+/// A model's `evaluation`: only categories something measures are present.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Evaluation {
+    /// The mean of the measured scores (absent when nothing is measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overall_score: Option<f64>,
+    pub detailed_scores: BTreeMap<&'static str, Score>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
+    pub details: String,
+}
+
+fn score(value: f64, description: &'static str, details: String) -> Score {
+    Score {
+        score: value,
+        description,
+        details,
+    }
+}
+
+/// The `evaluation` of `model`, from `measurements` when it was measured.
+pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Evaluation {
     let measured = measurements.and_then(|all| all.models.get(model).map(|m| (all, m)));
     let Some((all, m)) = measured else {
         let why = match measurements {
             None => "no measurements file was loaded (run `tickcast evaluate`)".to_string(),
             Some(_) => format!("`tickcast evaluate` did not measure {model}"),
         };
-        return json!({
-            "detailed_scores": {},
-            "details": format!("No score: {why}."),
-        });
+        return Evaluation {
+            overall_score: None,
+            detailed_scores: BTreeMap::new(),
+            measured: None,
+            details: format!("No score: {why}."),
+        };
     };
     let b = &m.backtest;
     let (samples, stocks) = m
         .held_out
         .as_ref()
         .map_or((b.days, b.stocks), |h| (h.samples, h.stocks));
-    let mut detailed = serde_json::Map::new();
+    let mut detailed = BTreeMap::new();
     detailed.insert(
-        "risk_return".into(),
+        "risk_return",
         score(
             risk_return(m),
             "Backtest Sharpe ratio against its benchmark on the held-out period",
@@ -93,7 +136,7 @@ pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Value {
     );
     if let (Some(h), Some(logic)) = (&m.held_out, model_logic(m)) {
         detailed.insert(
-            "model_logic".into(),
+            "model_logic",
             score(
                 logic,
                 "Forecast edge over the naive forecasts on held-out data",
@@ -105,7 +148,7 @@ pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Value {
         );
     }
     detailed.insert(
-        "testing_validation".into(),
+        "testing_validation",
         score(
             testing_validation(m),
             "Held-out evidence behind the scores",
@@ -114,27 +157,16 @@ pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Value {
             ),
         ),
     );
-    let scored: Vec<f64> = detailed
-        .values()
-        .filter_map(|s| s["score"].as_f64())
-        .collect();
+    let scored: Vec<f64> = detailed.values().map(|s| s.score).collect();
     let overall = clamp10(scored.iter().sum::<f64>() / scored.len().max(1) as f64);
     let left_out: Vec<&str> = SCORES
         .iter()
         .copied()
         .filter(|name| !detailed.contains_key(*name))
         .collect();
-    json!({
-        "overall_score": overall,
-        "detailed_scores": detailed,
-        "measured": {
-            "measured_at": all.measured_at,
-            "period": all.period,
-            "version": m.version,
-            "held_out": m.held_out,
-            "backtest": b,
-        },
-        "details": format!(
+    Evaluation {
+        overall_score: Some(overall),
+        details: format!(
             "Mean of the {} measured scores, measured {} by `{}` over {}; not measured and left out: {}.",
             scored.len(),
             all.measured_at,
@@ -142,7 +174,15 @@ pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Value {
             all.period,
             left_out.join(", ")
         ),
-    })
+        detailed_scores: detailed,
+        measured: Some(Measured {
+            measured_at: all.measured_at.clone(),
+            period: all.period.clone(),
+            version: m.version.clone(),
+            held_out: m.held_out.clone(),
+            backtest: b.clone(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -185,7 +225,7 @@ mod tests {
     #[test]
     fn no_edge_scores_five_and_edges_move_the_scores() {
         let none = measured(0.52, 1.0, 0.5);
-        let e = evaluation("m", Some(&none));
+        let e = serde_json::to_value(evaluation("m", Some(&none))).unwrap();
         assert_eq!(e["detailed_scores"]["model_logic"]["score"], 5.0);
         assert_eq!(e["detailed_scores"]["risk_return"]["score"], 5.0);
         assert_eq!(e["detailed_scores"]["testing_validation"]["score"], 10.0);
@@ -194,7 +234,7 @@ mod tests {
         assert!(e["detailed_scores"].get("code_quality").is_none());
         assert!(e["details"].as_str().unwrap().contains("code_quality"));
         let better = measured(0.53, 0.99, 0.7);
-        let e = evaluation("m", Some(&better));
+        let e = serde_json::to_value(evaluation("m", Some(&better))).unwrap();
         assert_eq!(e["detailed_scores"]["model_logic"]["score"], 7.0);
         assert_eq!(e["detailed_scores"]["risk_return"]["score"], 6.0);
         assert_eq!(e["measured"]["measured_at"], "2026-01-01");
@@ -203,10 +243,9 @@ mod tests {
     #[test]
     fn unmeasured_models_have_no_scores_and_say_why() {
         let e = evaluation("other", Some(&measured(0.5, 1.0, 0.5)));
-        assert!(e.get("overall_score").is_none());
-        assert_eq!(e["detailed_scores"], json!({}));
-        assert!(e["details"].as_str().unwrap().contains("did not measure"));
-        let e = evaluation("m", None);
-        assert!(e.get("overall_score").is_none());
+        assert!(e.overall_score.is_none() && e.detailed_scores.is_empty());
+        assert!(e.details.contains("did not measure"));
+        let json = serde_json::to_value(evaluation("m", None)).unwrap();
+        assert!(json.get("overall_score").is_none());
     }
 }

@@ -5,27 +5,34 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::evaluation::{evaluation, Evaluation};
+use crate::models::evaluation::Measurements;
+use crate::models::ModelInfo;
 
 /// The listing shipped in the binary, used when no file is configured.
 const BUILT_IN_CATALOG: &str = include_str!("../../config/catalog.toml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum Tier {
     S,
     M,
     H,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
     pub monthly: f64,
     pub annual: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An agent or a model as the catalog lists it; a model's `id` is the
+/// name the registry serves it under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Agent {
+pub struct Entry {
     pub id: String,
     pub name: String,
     pub category: String,
@@ -33,7 +40,14 @@ pub struct Agent {
     pub tier: Vec<Tier>,
     pub subscription: Subscription,
     pub features: Vec<String>,
+    /// Models only: the list the model appears in (checked on load).
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub listing: Option<Listing>,
 }
+
+pub type Agent = Entry;
+pub type ModelListing = Entry;
 
 /// Which catalog list a model appears in; each model is in exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,20 +57,6 @@ pub enum Listing {
     EnhancedModels,
 }
 
-/// The listing fields of a model; `id` is the name the registry serves it under.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelListing {
-    pub id: String,
-    pub name: String,
-    pub category: String,
-    pub description: String,
-    pub tier: Vec<Tier>,
-    pub subscription: Subscription,
-    pub features: Vec<String>,
-    pub listing: Listing,
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
@@ -64,6 +64,19 @@ pub struct Catalog {
     pub agents: Vec<Agent>,
     #[serde(default)]
     pub models: Vec<ModelListing>,
+    /// What `tickcast evaluate` measured, behind the models' evaluations.
+    #[serde(skip)]
+    pub measurements: Option<Measurements>,
+}
+
+/// A served model as the catalog lists it, with its measured evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CatalogModel {
+    #[serde(flatten)]
+    pub entry: Entry,
+    pub complexity: String,
+    pub latency: String,
+    pub evaluation: Evaluation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +117,18 @@ impl Catalog {
                     .iter()
                     .map(|m| ("model", &m.id, &m.subscription)),
             );
+        if let Some(a) = catalog.agents.iter().find(|a| a.listing.is_some()) {
+            return Err(err(format!(
+                "agent {:?} has a listing; only models do",
+                a.id
+            )));
+        }
+        if let Some(m) = catalog.models.iter().find(|m| m.listing.is_none()) {
+            return Err(err(format!(
+                "model {:?} needs listing = \"models\" or \"enhanced_models\"",
+                m.id
+            )));
+        }
         for (kind, id, price) in all_ids {
             if id.trim().is_empty() {
                 return Err(err(format!("a {kind} has an empty id")));
@@ -126,6 +151,47 @@ impl Catalog {
 
     pub fn model(&self, id: &str) -> Option<&ModelListing> {
         self.models.iter().find(|m| m.id == id)
+    }
+
+    pub fn with_measurements(mut self, measurements: Option<Measurements>) -> Self {
+        self.measurements = measurements;
+        self
+    }
+
+    /// The served models in `listing`, each merged with its catalog entry.
+    /// A served model without an entry is listed under `enhanced_models`
+    /// from its own description, so the two lists never share an id.
+    pub fn served<'a>(
+        &self,
+        served: impl Iterator<Item = &'a ModelInfo>,
+        listing: Listing,
+    ) -> Vec<CatalogModel> {
+        served
+            .filter_map(|info| {
+                let entry = self.model(info.name).cloned().unwrap_or_else(|| Entry {
+                    id: info.name.to_string(),
+                    name: info.name.to_string(),
+                    category: info.category.to_string(),
+                    description: info.description.to_string(),
+                    tier: Vec::new(),
+                    subscription: Subscription {
+                        monthly: 0.0,
+                        annual: 0.0,
+                    },
+                    features: Vec::new(),
+                    listing: Some(Listing::EnhancedModels),
+                });
+                if entry.listing != Some(listing) {
+                    return None;
+                }
+                Some(CatalogModel {
+                    entry,
+                    complexity: info.complexity.to_string(),
+                    latency: info.latency.to_string(),
+                    evaluation: evaluation(info.name, self.measurements.as_ref()),
+                })
+            })
+            .collect()
     }
 }
 

@@ -5,5 +5,5 @@ pub mod listing;
 pub mod returns;
 pub mod subscriptions;
 
-pub use listing::{Agent, Catalog, Listing, ModelListing};
+pub use listing::{Agent, Catalog, CatalogModel, Entry, Listing, ModelListing};
 pub use subscriptions::{ItemKind, SubscriptionLimits, SubscriptionStore, Subscriptions};

@@ -18,7 +18,7 @@ pub enum ItemKind {
 }
 
 impl ItemKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ItemKind::Agent => "agent",
             ItemKind::Model => "model",
@@ -27,7 +27,7 @@ impl ItemKind {
 }
 
 /// A caller's subscriptions, each list sorted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Subscriptions {
     pub agents: Vec<String>,
     pub models: Vec<String>,

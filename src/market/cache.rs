@@ -24,7 +24,7 @@ pub enum Freshness {
     Stale { age: Duration },
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct CacheStats {
     pub entries: u64,
     pub hits: u64,

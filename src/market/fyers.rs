@@ -8,7 +8,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::http;
@@ -27,8 +26,8 @@ const INTRADAY_CHUNK_DAYS: u64 = 100;
 /// Fyers error codes meaning the token or app id is not accepted.
 const AUTH_CODES: [i64; 4] = [-8, -15, -16, -17];
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Where Fyers' data API is, and how long a call may take.
+#[derive(Debug, Clone)]
 pub struct FyersEndpoint {
     /// e.g. `https://api-t1.fyers.in/data`.
     pub base_url: String,
@@ -87,15 +86,6 @@ impl FyersProvider {
     pub fn with_quota(mut self, quota: &QuotaConfig, max_wait: Duration) -> Self {
         self.quota = Some(ProviderRateLimiter::new(quota, max_wait));
         self
-    }
-
-    /// Replaces the credentials; the next call uses them.
-    pub fn set_credentials(&self, app_id: &str, access_token: SecretString) {
-        let mut creds = self.credentials.write().unwrap_or_else(|p| p.into_inner());
-        *creds = Credentials {
-            app_id: app_id.trim().to_string(),
-            access_token,
-        };
     }
 
     fn authorization(&self) -> String {
@@ -216,6 +206,16 @@ fn fyers_error(body: &Value) -> Option<ProviderError> {
 impl Provider for FyersProvider {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Replaces the credentials; the next call uses them.
+    fn set_credentials(&self, app_id: &str, access_token: SecretString) -> bool {
+        let mut creds = self.credentials.write().unwrap_or_else(|p| p.into_inner());
+        *creds = Credentials {
+            app_id: app_id.trim().to_string(),
+            access_token,
+        };
+        true
     }
 
     fn symbol_form(&self) -> SymbolForm {

@@ -8,13 +8,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::throttle::{Gcra, Window};
 
 /// Quotas for one provider; an absent window is unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct QuotaConfig {
     pub per_second: Option<u32>,
     pub per_minute: Option<u32>,
@@ -29,7 +28,7 @@ pub struct Throttled {
     pub waited: Duration,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct LimiterStats {
     /// Calls that found no capacity at once.
     pub waits: u64,

@@ -1,6 +1,7 @@
 //! The one door to market data: asks providers in priority order, keeps
 //! per-provider counters, and keys answers by the symbol as the caller wrote it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use super::prices::{History, Interval, Quote, Span};
 use super::provider::{Provider, ProviderError};
 use super::stats::{ProviderMetrics, ProviderStats};
 use super::symbols::{normalize, SymbolMapper};
-use crate::config::Environment;
+use crate::environment::Environment;
 
 /// Longest symbol accepted; real ones are far shorter.
 const MAX_SYMBOL_LEN: usize = 40;
@@ -35,8 +36,10 @@ pub struct QuoteReport {
     pub missing: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MarketHealth {
+    /// `healthy`, `degraded` or `unhealthy` (sent beside `health`).
+    #[serde(skip_serializing)]
     pub status: &'static str,
     pub environment: &'static str,
     pub providers: Vec<&'static str>,
@@ -53,7 +56,7 @@ pub struct MarketHealth {
 /// A stock the provider chain can price now: its symbols in both forms
 /// (the legacy listing's fields; `fyers_symbol` is empty where Fyers has
 /// none) and the provider its data would come from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PriceableStock {
     pub yfinance_symbol: String,
     pub fyers_symbol: String,
@@ -183,12 +186,40 @@ pub struct DataManager {
     probed: std::sync::Mutex<Option<Instant>>,
 }
 
-/// Quotes fetched for normalized symbols; `missing` says why, and whether a
-/// provider failed (then a last good quote may stand in).
+/// Quotes fetched for normalized symbols, and why the others are missing.
 #[derive(Debug, Default)]
 struct QuoteBatch {
-    found: std::collections::HashMap<String, Quote>,
-    missing: std::collections::HashMap<String, (String, bool)>,
+    found: HashMap<String, Quote>,
+    missing: HashMap<String, Missing>,
+}
+
+/// Why no provider answered for a symbol.
+#[derive(Debug, Clone)]
+struct Missing {
+    /// Each provider's reason, in the order asked.
+    reason: String,
+    /// A provider could not answer now (then a last good quote may stand
+    /// in), as opposed to every one not having the symbol.
+    provider_failed: bool,
+}
+
+/// What a symbol nobody was asked for is missing for.
+const NO_PROVIDER: &str = "no provider";
+
+impl Default for Missing {
+    fn default() -> Self {
+        Missing {
+            reason: NO_PROVIDER.to_string(),
+            provider_failed: false,
+        }
+    }
+}
+
+impl Missing {
+    fn add(&mut self, provider: &str, reason: &str, failed: bool) {
+        add_reason(&mut self.reason, format!("{provider}: {reason}"));
+        self.provider_failed |= failed;
+    }
 }
 
 impl DataManager {
@@ -252,6 +283,25 @@ impl DataManager {
         order.retain(|&i| i != index);
         order.insert(0, index);
         Ok(())
+    }
+
+    /// Gives the named provider new credentials for its next call.
+    pub fn set_credentials(
+        &self,
+        name: &str,
+        app_id: &str,
+        access_token: secrecy::SecretString,
+    ) -> Result<(), String> {
+        let source = self
+            .sources
+            .iter()
+            .find(|s| s.provider.name() == name)
+            .ok_or_else(|| format!("no provider named {name:?} is available"))?;
+        if source.provider.set_credentials(app_id, access_token) {
+            Ok(())
+        } else {
+            Err(format!("{name} takes no credentials"))
+        }
     }
 
     /// Switches to `environment` with its provider order (names of built
@@ -407,65 +457,19 @@ impl DataManager {
                 Err(e) => report.missing.push((symbol.clone(), e.to_string())),
             }
         }
-        let mut known: std::collections::HashMap<String, Quote> = std::collections::HashMap::new();
-        let mut missed = std::collections::HashSet::new();
-        for (_, key) in &wanted {
-            if known.contains_key(key) || missed.contains(key) {
-                continue;
-            }
-            match self.quote_cache.get(key).await {
-                Some(quote) => {
-                    known.insert(key.clone(), quote);
-                }
-                None => {
-                    missed.insert(key.clone());
-                }
-            }
-        }
-        let mut misses: Vec<String> = missed.into_iter().collect();
-        let mut why_missing = std::collections::HashMap::new();
+        let (mut known, misses) = self.cached_quotes(wanted.iter().map(|(_, k)| k)).await;
+        let mut why_missing = HashMap::new();
         if !misses.is_empty() {
-            misses.sort();
-            let fetch = async {
-                let batch = self.fetch_quotes(&misses).await;
-                // A batch with provider failures is shared with concurrent
-                // callers but not kept: the error side is never cached.
-                if batch.missing.values().any(|(_, failed)| *failed) {
-                    Err(batch)
-                } else {
-                    Ok(Arc::new(batch))
-                }
-            };
-            let batch = match self
-                .quote_batches
-                .get_or_fetch(misses.join(","), fetch, |_| false)
-                .await
-            {
-                Ok((batch, _)) => batch,
-                Err(partial) => Arc::new(QuoteBatch {
-                    found: partial.found.clone(),
-                    missing: partial.missing.clone(),
-                }),
-            };
+            let batch = self.shared_fetch(misses).await;
             for (key, quote) in &batch.found {
                 self.quote_cache.put(key.clone(), quote.clone()).await;
                 known.insert(key.clone(), quote.clone());
             }
-            for (key, (reason, failed)) in &batch.missing {
-                let stale = if *failed {
-                    self.quote_cache.last_good(key).await
+            for (key, missing) in &batch.missing {
+                if let Some(quote) = self.stand_in(key, missing).await {
+                    known.insert(key.clone(), quote);
                 } else {
-                    None
-                };
-                match stale {
-                    Some((mut quote, age)) => {
-                        quote.stale_age_secs = Some(age.as_secs());
-                        quote.stale = true;
-                        known.insert(key.clone(), quote);
-                    }
-                    None => {
-                        why_missing.insert(key.clone(), reason.clone());
-                    }
+                    why_missing.insert(key.clone(), missing.reason.clone());
                 }
             }
         }
@@ -473,96 +477,147 @@ impl DataManager {
             match known.get(&key) {
                 Some(quote) => report.found.push((caller, quote.clone())),
                 None => {
-                    let reason = why_missing
-                        .get(&key)
-                        .cloned()
-                        .unwrap_or_else(|| "no provider".into());
-                    report.missing.push((caller, reason));
+                    let reason = why_missing.get(&key).cloned();
+                    report
+                        .missing
+                        .push((caller, reason.unwrap_or_else(|| NO_PROVIDER.into())));
                 }
             }
         }
         report
     }
 
+    /// The cached quotes of `keys`, and the keys (sorted, once each) not cached.
+    async fn cached_quotes<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k String>,
+    ) -> (HashMap<String, Quote>, Vec<String>) {
+        let mut known = HashMap::new();
+        let mut missed = std::collections::BTreeSet::new();
+        for key in keys {
+            if known.contains_key(key) || missed.contains(key) {
+                continue;
+            }
+            if let Some(quote) = self.quote_cache.get(key).await {
+                known.insert(key.clone(), quote);
+            } else {
+                missed.insert(key.clone());
+            }
+        }
+        (known, missed.into_iter().collect())
+    }
+
+    /// Fetches `keys` once for every concurrent caller asking for the same
+    /// ones. A batch in which a provider failed is shared but not kept:
+    /// the error side is never cached.
+    async fn shared_fetch(&self, keys: Vec<String>) -> Arc<QuoteBatch> {
+        let fetch = async {
+            let batch = self.fetch_quotes(&keys).await;
+            if batch.missing.values().any(|m| m.provider_failed) {
+                Err(batch)
+            } else {
+                Ok(Arc::new(batch))
+            }
+        };
+        match self
+            .quote_batches
+            .get_or_fetch(keys.join(","), fetch, |_| false)
+            .await
+        {
+            Ok((batch, _)) => batch,
+            Err(partial) => partial,
+        }
+    }
+
+    /// The last good quote of a key no provider could answer for now.
+    async fn stand_in(&self, key: &String, missing: &Missing) -> Option<Quote> {
+        if !missing.provider_failed {
+            return None;
+        }
+        let (mut quote, age) = self.quote_cache.last_good(key).await?;
+        quote.stale_age_secs = Some(age.as_secs());
+        quote.stale = true;
+        Some(quote)
+    }
+
     /// Asks providers in order for normalized `keys`; each key from the
     /// first provider that has it.
     async fn fetch_quotes(&self, keys: &[String]) -> QuoteBatch {
-        let mut batch = QuoteBatch::default();
-        // (normalized symbol, last reason it is missing, whether a provider failed)
-        let mut pending: Vec<(String, String, bool)> = keys
+        let mut found = HashMap::new();
+        let mut pending: Vec<(String, Missing)> = keys
             .iter()
-            .map(|k| (k.clone(), "no provider".to_string(), false))
+            .map(|k| (k.clone(), Missing::default()))
             .collect();
         for source in self.ordered() {
             if pending.is_empty() {
                 break;
             }
-            let name = source.provider.name();
-            let form = source.provider.symbol_form();
-            let mut asked: Vec<(usize, String)> = Vec::new();
-            for (i, (key, reason, _)) in pending.iter_mut().enumerate() {
-                match self.mapper.to_form(key, form) {
-                    Some(native) => asked.push((i, native)),
-                    None => add_reason(reason, format!("{name}: not listed")),
-                }
-            }
-            if asked.is_empty() {
-                continue;
-            }
-            let permit = match source.admit() {
-                Ok(permit) => permit,
-                Err(why) => {
-                    for (i, _) in &asked {
-                        add_reason(&mut pending[*i].1, format!("{name}: {why}"));
-                        pending[*i].2 = true;
-                    }
-                    continue;
-                }
-            };
-            let natives: Vec<String> = asked.iter().map(|(_, n)| n.clone()).collect();
-            let started = Instant::now();
-            let answer = source.provider.quotes(&natives).await;
-            source.report(name, started, &answer, permit);
-            let mut served = vec![false; pending.len()];
-            match answer {
-                Ok(answers) => {
-                    for ((i, _), (_, result)) in asked.iter().zip(answers) {
-                        match result {
-                            Ok(quote) => {
-                                served[*i] = true;
-                                batch.found.insert(pending[*i].0.clone(), quote);
-                            }
-                            Err(e) => {
-                                add_reason(&mut pending[*i].1, format!("{name}: {e}"));
-                                pending[*i].2 |= e.is_unavailable();
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    for (i, _) in &asked {
-                        add_reason(&mut pending[*i].1, format!("{name}: {e}"));
-                        pending[*i].2 |= e.is_unavailable();
-                    }
-                }
-            }
-            let mut index = 0;
-            pending.retain(|_| {
-                index += 1;
-                !served[index - 1]
-            });
-        }
-        batch
-            .missing
-            .extend(pending.into_iter().map(|(key, reason, failed)| {
-                let reason = if reason.is_empty() {
-                    "no provider".to_string()
+            let answered = self.ask_for_quotes(source, &mut pending).await;
+            let mut keep = Vec::with_capacity(pending.len());
+            for ((key, missing), quote) in pending.into_iter().zip(answered) {
+                if let Some(quote) = quote {
+                    found.insert(key, quote);
                 } else {
-                    reason
-                };
-                (key, (reason, failed))
-            }));
-        batch
+                    keep.push((key, missing));
+                }
+            }
+            pending = keep;
+        }
+        QuoteBatch {
+            found,
+            missing: pending.into_iter().collect(),
+        }
+    }
+
+    /// One provider's quotes for the `pending` keys, in their order; why
+    /// each unanswered key is still missing is added to it.
+    async fn ask_for_quotes(
+        &self,
+        source: &Source,
+        pending: &mut [(String, Missing)],
+    ) -> Vec<Option<Quote>> {
+        let name = source.provider.name();
+        let form = source.provider.symbol_form();
+        let mut answered = vec![None; pending.len()];
+        let mut asked: Vec<(usize, String)> = Vec::new();
+        for (i, (key, missing)) in pending.iter_mut().enumerate() {
+            match self.mapper.to_form(key, form) {
+                Some(native) => asked.push((i, native)),
+                None => missing.add(name, "not listed", false),
+            }
+        }
+        if asked.is_empty() {
+            return answered;
+        }
+        let permit = match source.admit() {
+            Ok(permit) => permit,
+            Err(why) => {
+                for (i, _) in &asked {
+                    pending[*i].1.add(name, why, true);
+                }
+                return answered;
+            }
+        };
+        let natives: Vec<String> = asked.iter().map(|(_, n)| n.clone()).collect();
+        let started = Instant::now();
+        let answer = source.provider.quotes(&natives).await;
+        source.report(name, started, &answer, permit);
+        match answer {
+            Ok(answers) => {
+                for ((i, _), (_, result)) in asked.iter().zip(answers) {
+                    match result {
+                        Ok(quote) => answered[*i] = Some(quote),
+                        Err(e) => pending[*i].1.add(name, &e.to_string(), e.is_unavailable()),
+                    }
+                }
+            }
+            Err(e) => {
+                for (i, _) in &asked {
+                    pending[*i].1.add(name, &e.to_string(), e.is_unavailable());
+                }
+            }
+        }
+        answered
     }
 
     /// The stocks the chain can price now, each with the first provider

@@ -20,6 +20,6 @@ pub use manager::{
     CachePolicy, DataManager, HistoryObserver, MarketError, MarketHealth, PriceableStock,
     QuoteReport,
 };
-pub use prices::{Candle, History, Interval, Quote, Span};
+pub use prices::{Candle, History, Interval, Quote, Span, Staleness};
 pub use provider::{Provider, ProviderError};
 pub use symbols::{SymbolForm, SymbolMapper};

@@ -4,6 +4,25 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+/// Marks an answer made from last-good prices (every provider down):
+/// `stale: true` and their age; nothing when the prices are fresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Staleness {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_age_secs: Option<u64>,
+}
+
+impl From<Option<std::time::Duration>> for Staleness {
+    fn from(age: Option<std::time::Duration>) -> Self {
+        Staleness {
+            stale: age.map(|_| true),
+            stale_age_secs: age.map(|a| a.as_secs()),
+        }
+    }
+}
+
 /// One bar. `close` is the adjusted close where the source has one;
 /// fields a source does not carry stay `None` rather than being invented.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,7 +54,7 @@ impl Candle {
 }
 
 /// The latest price of a symbol, in the contract's shape.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Quote {
     pub price: f64,
     /// Against the previous close; `None` with a single bar.

@@ -105,4 +105,10 @@ pub trait Provider: Send + Sync {
     fn holdings(&self) -> Option<Vec<Holding>> {
         None
     }
+
+    /// Takes new credentials for the next call; `false` from a provider
+    /// that uses none.
+    fn set_credentials(&self, _app_id: &str, _access_token: secrecy::SecretString) -> bool {
+        false
+    }
 }

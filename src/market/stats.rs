@@ -23,7 +23,7 @@ pub struct ProviderStats {
 }
 
 /// A snapshot in the contract's `performance_metrics` shape.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct ProviderMetrics {
     /// Percent of calls that did not fail (100 before the first call).
     pub success_rate: f64,

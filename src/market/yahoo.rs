@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use super::http;
-use super::limiter::ProviderRateLimiter;
+use super::limiter::{ProviderRateLimiter, QuotaConfig};
 use super::prices::{Candle, Interval, Quote, Span};
 use super::provider::{Provider, ProviderError, QuoteAnswer};
 use super::symbols::SymbolForm;
@@ -20,26 +20,19 @@ pub const NAME: &str = "yfinance";
 /// Symbols fetched at once for a quote request.
 const QUOTE_CONCURRENCY: usize = 8;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct YahooSettings {
+/// Where Yahoo's chart API is, and how long a call may take.
+#[derive(Debug, Clone)]
+pub struct YahooEndpoint {
     /// e.g. `https://query1.finance.yahoo.com` (no trailing slash needed).
     pub base_url: String,
     pub timeout_ms: u64,
-    /// Our own limit on calls to Yahoo.
-    pub quota: super::limiter::QuotaConfig,
 }
 
-impl Default for YahooSettings {
+impl Default for YahooEndpoint {
     fn default() -> Self {
-        YahooSettings {
+        YahooEndpoint {
             base_url: "https://query1.finance.yahoo.com".into(),
             timeout_ms: 5000,
-            quota: super::limiter::QuotaConfig {
-                per_hour: Some(2000),
-                burst: Some(20),
-                ..Default::default()
-            },
         }
     }
 }
@@ -51,18 +44,18 @@ pub struct YahooProvider {
 }
 
 impl YahooProvider {
-    pub fn new(settings: &YahooSettings) -> Result<Self, ProviderError> {
+    pub fn new(endpoint: &YahooEndpoint) -> Result<Self, ProviderError> {
         Ok(YahooProvider {
-            client: http::client(Duration::from_millis(settings.timeout_ms))?,
-            base_url: settings.base_url.trim_end_matches('/').to_string(),
+            client: http::client(Duration::from_millis(endpoint.timeout_ms))?,
+            base_url: endpoint.base_url.trim_end_matches('/').to_string(),
             quota: None,
         })
     }
 
-    /// Spends a permit of `settings.quota` on every request to Yahoo,
-    /// waiting at most `max_wait` for one.
-    pub fn with_quota(mut self, settings: &YahooSettings, max_wait: Duration) -> Self {
-        self.quota = Some(ProviderRateLimiter::new(&settings.quota, max_wait));
+    /// Spends a permit of `quota` on every request to Yahoo, waiting at
+    /// most `max_wait` for one.
+    pub fn with_quota(mut self, quota: &QuotaConfig, max_wait: Duration) -> Self {
+        self.quota = Some(ProviderRateLimiter::new(quota, max_wait));
         self
     }
 

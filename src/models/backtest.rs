@@ -47,7 +47,7 @@ impl Rules {
 }
 
 /// One calendar month's compounded return.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MonthlyReturn {
     /// `YYYY-MM`.
     pub date: String,
@@ -56,7 +56,7 @@ pub struct MonthlyReturn {
 }
 
 /// The strategy's figures (fractions; volatility and Sharpe annualised).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Performance {
     pub total_return: f64,
     pub annual_volatility: f64,
@@ -177,7 +177,7 @@ impl Performance {
 
 /// Figures of a daily return series (fractions; volatility and Sharpe
 /// annualised over 252 days, Sharpe with a zero risk-free rate).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub total_return: f64,
     pub annual_volatility: f64,

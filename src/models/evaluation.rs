@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use super::ensemble::learners::Learner;
 use super::ensemble::predictor::{blend, EnsembleParams};
-use super::neural::metrics::HeldOut;
+use super::neural::metrics::{forecasts, held_out, HeldOut};
 use super::neural::predictor::NeuralPredictor;
-use super::neural::pretrain::{forecasts, held_out, stocks, windows_in, TEST};
+use super::neural::pretrain::{stocks, windows_in, TEST};
 use crate::market::dataset::PriceTable;
 
 /// One model's held-out results.
@@ -271,6 +271,7 @@ pub fn backtest_forecaster(
 ) -> Result<BacktestSummary, super::walkforward::WalkError> {
     use super::walkforward::{run, Plan};
     let plan = Plan::default();
+    let model = model.configure(&super::RawParams::new())?;
     let (_, to) = test_dates();
     let mut runs = Vec::new();
     for symbol in stocks(table) {
@@ -281,10 +282,9 @@ pub fn backtest_forecaster(
             .collect();
         let start = test_start(&table[&symbol]);
         let w = run(
-            model,
+            model.as_ref(),
             &bars,
             start,
-            &serde_json::json!({}),
             &plan,
             &super::Budget::unlimited(),
         )?;
@@ -325,6 +325,9 @@ pub fn backtest_allocator(
     const EVERY: usize = 21;
     const COST: f64 = 0.001;
     let symbols = stocks(table);
+    let mut params = super::RawParams::new();
+    params.insert("method".into(), method.into());
+    let model = model.configure(&params)?;
     // Common dates: the stocks' bars aligned by date.
     let first = &table[&symbols[0]];
     let start = test_start(first);
@@ -359,14 +362,18 @@ pub fn backtest_allocator(
                     )
                 })
                 .collect();
-            let fields = model.predict(
+            let prediction = model.predict(
                 &super::ModelInput::Assets(assets),
-                &serde_json::json!({ "method": method }),
                 &super::Budget::unlimited(),
             )?;
+            let super::Prediction::Allocation(super::Allocation::Optimised(a)) = prediction else {
+                return Err(super::ModelError::Internal(
+                    "the optimiser gave no allocation".into(),
+                ));
+            };
             let weights: Vec<f64> = symbols
                 .iter()
-                .map(|s| fields["allocation"][s].as_f64().unwrap_or(0.0))
+                .map(|s| a.allocation.get(s).copied().unwrap_or(0.0))
                 .collect();
             let turnover: f64 = weights.iter().zip(&held).map(|(w, h)| (w - h).abs()).sum();
             held = weights;

@@ -1,12 +1,18 @@
 //! `realtime_portfolio_optimizer`: the registry's face of the portfolio
-//! optimiser. Parses the request params, runs [`portfolio::optimize`] and
-//! shapes the contract's allocation fields.
+//! optimiser. Its params are checked once, per-asset values resolved
+//! against the assets given, and [`portfolio::optimize`]'s report returned
+//! as the contract's allocation.
 
-use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashSet};
 
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::params::{expected, Given};
 use super::portfolio::{self, AssetSeries, OptimizeError, OptimizeParams};
-use super::{Budget, InputType, ModelError, ModelInfo, ModelInput, Predictor};
+use super::prediction::OptimisedAllocation;
+use super::{Allocation, Budget, InputType, Model, ModelError, ModelInfo, ModelInput, Prediction};
 
 pub const NAME: &str = "realtime_portfolio_optimizer";
 
@@ -33,38 +39,212 @@ impl Default for PortfolioOptimizer {
     }
 }
 
-impl Predictor for PortfolioOptimizer {
+expected! {
+    AString: "a string";
+    PerPeriod: "a number (per period)";
+    MinMax: "[min, max]";
+    Positive: "a positive number";
+    ANumber: "a number";
+}
+
+/// A value per asset: `{symbol: x}`, or an array in asset order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PerAsset {
+    BySymbol(BTreeMap<String, f64>),
+    InOrder(Vec<f64>),
+}
+
+impl<'de> Deserialize<'de> for PerAsset {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        match &value {
+            Value::Object(map) => map
+                .iter()
+                .map(|(s, v)| {
+                    v.as_f64().map(|x| (s.clone(), x)).ok_or_else(|| {
+                        D::Error::custom(format!(".{s} must be a number, got {v}"))
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map(PerAsset::BySymbol),
+            _ => serde_json::from_value(value.clone())
+                .map(PerAsset::InOrder)
+                .map_err(|_| {
+                    D::Error::custom(format!(
+                        "must be an object of symbol -> number, or an array in asset order, got {value}"
+                    ))
+                }),
+        }
+    }
+}
+
+impl PerAsset {
+    /// The values in the order of `symbols` (0 for a symbol not named).
+    fn in_order_of(&self, name: &str, symbols: &[String]) -> Result<Vec<f64>, ModelError> {
+        match self {
+            PerAsset::BySymbol(map) => {
+                let known: HashSet<&String> = symbols.iter().collect();
+                if let Some(unknown) = map.keys().find(|k| !known.contains(k)) {
+                    return Err(ModelError::InvalidInput(format!(
+                        "params.{name} names {unknown:?}, which is not among the assets"
+                    )));
+                }
+                Ok(symbols
+                    .iter()
+                    .map(|s| map.get(s).copied().unwrap_or(0.0))
+                    .collect())
+            }
+            PerAsset::InOrder(values) if values.len() != symbols.len() => {
+                Err(ModelError::InvalidInput(format!(
+                    "params.{name} has {} values for {} assets",
+                    values.len(),
+                    symbols.len()
+                )))
+            }
+            PerAsset::InOrder(values) => Ok(values.clone()),
+        }
+    }
+}
+
+/// The symbols a request names: a non-empty list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Symbols(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Symbols {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        let symbols: Vec<String> = serde_json::from_value(value)
+            .map_err(|_| D::Error::custom("must be an array of strings"))?;
+        if symbols.is_empty() {
+            return Err(D::Error::custom("is empty"));
+        }
+        Ok(Symbols(symbols))
+    }
+}
+
+/// Bars of daily history when prices come from the data layer: at least 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookbackDays(pub usize);
+
+impl<'de> Deserialize<'de> for LookbackDays {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        value
+            .as_u64()
+            .filter(|d| *d >= 2)
+            .map(|d| LookbackDays(d as usize))
+            .ok_or_else(|| D::Error::custom("must be a whole number of daily bars, at least 2"))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerParams {
+    /// Which assets, in which order, when the data layer supplies them (or
+    /// which of `price_data` to use).
+    pub symbols: Option<Symbols>,
+    pub lookback_days: Option<LookbackDays>,
+    method: Option<Given<String, AString>>,
+    covariance: Option<Given<String, AString>>,
+    risk_free_rate: Option<Given<f64, PerPeriod>>,
+    weight_bounds: Option<Given<[f64; 2], MinMax>>,
+    risk_budget: Option<PerAsset>,
+    current_weights: Option<PerAsset>,
+    periods_per_year: Option<Given<f64, Positive>>,
+    rebalance_threshold: Option<Given<f64, ANumber>>,
+    cost_rate: Option<Given<f64, ANumber>>,
+}
+
+impl OptimizerParams {
+    /// The optimiser's options for assets `symbols` (in this order).
+    pub fn options(&self, symbols: &[String]) -> Result<OptimizeParams, ModelError> {
+        let mut opts = self.settings()?;
+        opts.risk_budget = self
+            .risk_budget
+            .as_ref()
+            .map(|b| b.in_order_of("risk_budget", symbols))
+            .transpose()?;
+        opts.current_weights = self
+            .current_weights
+            .as_ref()
+            .map(|w| w.in_order_of("current_weights", symbols))
+            .transpose()?;
+        Ok(opts)
+    }
+
+    /// The options that do not depend on the assets.
+    fn settings(&self) -> Result<OptimizeParams, ModelError> {
+        let mut opts = OptimizeParams::default();
+        if let Some(method) = &self.method {
+            opts.method = method
+                .0
+                .parse()
+                .map_err(|e| ModelError::InvalidInput(format!("params.method: {e}")))?;
+        }
+        if let Some(cov) = &self.covariance {
+            opts.covariance = cov
+                .0
+                .parse()
+                .map_err(|e| ModelError::InvalidInput(format!("params.covariance: {e}")))?;
+        }
+        if let Some(rf) = &self.risk_free_rate {
+            opts.risk_free_rate = rf.0;
+        }
+        if let Some(bounds) = &self.weight_bounds {
+            opts.weight_bounds = Some((bounds.0[0], bounds.0[1]));
+        }
+        if let Some(p) = &self.periods_per_year {
+            opts.periods_per_year = p.0;
+        }
+        if let Some(t) = &self.rebalance_threshold {
+            opts.rebalance_threshold = t.0;
+        }
+        if let Some(c) = &self.cost_rate {
+            opts.cost_rate = c.0;
+        }
+        Ok(opts)
+    }
+
+    /// The method named (the default, max Sharpe, when none is).
+    pub fn method_name(&self) -> &str {
+        self.method.as_ref().map_or("max_sharpe", |m| m.0.as_str())
+    }
+}
+
+impl Model for PortfolioOptimizer {
+    type Params = OptimizerParams;
+
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
-    fn lookback(&self, params: &Value) -> usize {
-        params
-            .get("lookback_days")
-            .and_then(Value::as_u64)
-            .map_or(DEFAULT_LOOKBACK_BARS, |d| d as usize)
+    /// The method and covariance names are checked before any data is
+    /// fetched; per-asset values once the assets are known.
+    fn check(&self, params: &OptimizerParams) -> Result<(), ModelError> {
+        params.settings().map(|_| ())
+    }
+
+    fn assets<'p>(&self, params: &'p OptimizerParams) -> Option<&'p [String]> {
+        params.symbols.as_ref().map(|s| s.0.as_slice())
+    }
+
+    fn lookback(&self, params: &OptimizerParams) -> usize {
+        params.lookback_days.map_or(DEFAULT_LOOKBACK_BARS, |d| d.0)
     }
 
     fn predict(
         &self,
         input: &ModelInput,
-        params: &Value,
+        params: &OptimizerParams,
         _budget: &Budget,
-    ) -> Result<Map<String, Value>, ModelError> {
+    ) -> Result<Prediction, ModelError> {
         let ModelInput::Assets(assets) = input else {
             return Err(ModelError::InvalidInput(
                 "price_data must be an object of symbol -> closes".into(),
             ));
         };
-        if let Some(v) = params.get("lookback_days") {
-            if v.as_u64().is_none_or(|d| d < 2) {
-                return Err(ModelError::InvalidInput(
-                    "params.lookback_days must be a whole number of daily bars, at least 2".into(),
-                ));
-            }
-        }
         let symbols: Vec<String> = assets.iter().map(|(s, _)| s.clone()).collect();
-        let opts = parse_params(params, &symbols)?;
+        let opts = params.options(&symbols)?;
         let series: Vec<AssetSeries> = assets
             .iter()
             .map(|(symbol, s)| AssetSeries {
@@ -73,41 +253,33 @@ impl Predictor for PortfolioOptimizer {
             })
             .collect();
         let report = portfolio::optimize(&series, &opts).map_err(from_optimize_error)?;
-
-        let by_symbol = |values: &[f64]| -> Map<String, Value> {
+        let by_symbol = |values: &[f64]| -> BTreeMap<String, f64> {
             report
                 .symbols
                 .iter()
-                .zip(values)
-                .map(|(s, v)| (s.clone(), json!(v)))
+                .cloned()
+                .zip(values.iter().copied())
                 .collect()
         };
-        let mut out = Map::new();
-        out.insert("allocation".into(), by_symbol(&report.weights).into());
-        out.insert(
-            "risk_contributions".into(),
-            by_symbol(&report.risk_contributions).into(),
-        );
-        out.insert("expected_return".into(), json!(report.expected_return));
-        out.insert(
-            "expected_volatility".into(),
-            json!(report.expected_volatility),
-        );
-        out.insert("sharpe_ratio".into(), json!(report.sharpe_ratio));
-        out.insert("optimization_method".into(), json!(report.method));
-        out.insert("rebalance_needed".into(), json!(report.rebalance_needed));
-        out.insert("transaction_costs".into(), json!(report.transaction_costs));
-        out.insert("turnover".into(), json!(report.turnover));
-        out.insert(
-            "diversification_ratio".into(),
-            json!(report.diversification_ratio),
-        );
-        out.insert("annualized".into(), json!(report.annualized));
-        out.insert("solver".into(), json!(report.solver));
-        out.insert("observations".into(), json!(report.observations));
-        out.insert("covariance".into(), json!(report.covariance));
-        out.insert("risk_free_rate".into(), json!(opts.risk_free_rate));
-        Ok(out)
+        Ok(Prediction::Allocation(Allocation::Optimised(
+            OptimisedAllocation {
+                allocation: by_symbol(&report.weights),
+                risk_contributions: by_symbol(&report.risk_contributions),
+                expected_return: report.expected_return,
+                expected_volatility: report.expected_volatility,
+                sharpe_ratio: report.sharpe_ratio,
+                optimization_method: report.method,
+                rebalance_needed: report.rebalance_needed,
+                transaction_costs: report.transaction_costs,
+                turnover: report.turnover,
+                diversification_ratio: report.diversification_ratio,
+                annualized: report.annualized.clone(),
+                solver: report.solver.clone(),
+                observations: report.observations,
+                covariance: report.covariance,
+                risk_free_rate: opts.risk_free_rate,
+            },
+        )))
     }
 }
 
@@ -117,95 +289,6 @@ fn from_optimize_error(err: OptimizeError) -> ModelError {
         "insufficient_data" => ModelError::InsufficientData(message),
         "infeasible" => ModelError::Infeasible(message),
         "invalid_input" => ModelError::InvalidInput(message),
-        _ => ModelError::Failed(message),
+        _ => ModelError::Internal(message),
     }
-}
-
-/// `params.<name>` as `T`, or a message naming the param.
-fn param<T: DeserializeOwned>(
-    params: &Value,
-    name: &str,
-    expected: &str,
-) -> Result<Option<T>, ModelError> {
-    match params.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|_| {
-            ModelError::InvalidInput(format!("params.{name} must be {expected}, got {v}"))
-        }),
-    }
-}
-
-/// A per-asset value given as `{symbol: x}` or as an array in asset order.
-fn per_asset(
-    params: &Value,
-    name: &str,
-    symbols: &[String],
-) -> Result<Option<Vec<f64>>, ModelError> {
-    let expected = "an object of symbol -> number, or an array in asset order";
-    match params.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => {
-            let known: std::collections::HashSet<&String> = symbols.iter().collect();
-            if let Some(unknown) = map.keys().find(|k| !known.contains(k)) {
-                return Err(ModelError::InvalidInput(format!(
-                    "params.{name} names {unknown:?}, which is not among the assets"
-                )));
-            }
-            symbols
-                .iter()
-                .map(|s| match map.get(s) {
-                    None => Ok(0.0),
-                    Some(v) => v.as_f64().ok_or_else(|| {
-                        ModelError::InvalidInput(format!(
-                            "params.{name}.{s} must be a number, got {v}"
-                        ))
-                    }),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some)
-        }
-        Some(_) => {
-            let values: Vec<f64> = param(params, name, expected)?.unwrap_or_default();
-            if values.len() != symbols.len() {
-                return Err(ModelError::InvalidInput(format!(
-                    "params.{name} has {} values for {} assets",
-                    values.len(),
-                    symbols.len()
-                )));
-            }
-            Ok(Some(values))
-        }
-    }
-}
-
-fn parse_params(params: &Value, symbols: &[String]) -> Result<OptimizeParams, ModelError> {
-    let mut opts = OptimizeParams::default();
-    if let Some(method) = param::<String>(params, "method", "a string")? {
-        opts.method = method
-            .parse()
-            .map_err(|e| ModelError::InvalidInput(format!("params.method: {e}")))?;
-    }
-    if let Some(cov) = param::<String>(params, "covariance", "a string")? {
-        opts.covariance = cov
-            .parse()
-            .map_err(|e| ModelError::InvalidInput(format!("params.covariance: {e}")))?;
-    }
-    if let Some(rf) = param(params, "risk_free_rate", "a number (per period)")? {
-        opts.risk_free_rate = rf;
-    }
-    if let Some([lo, hi]) = param::<[f64; 2]>(params, "weight_bounds", "[min, max]")? {
-        opts.weight_bounds = Some((lo, hi));
-    }
-    opts.risk_budget = per_asset(params, "risk_budget", symbols)?;
-    opts.current_weights = per_asset(params, "current_weights", symbols)?;
-    if let Some(p) = param(params, "periods_per_year", "a positive number")? {
-        opts.periods_per_year = p;
-    }
-    if let Some(t) = param(params, "rebalance_threshold", "a number")? {
-        opts.rebalance_threshold = t;
-    }
-    if let Some(c) = param(params, "cost_rate", "a number")? {
-        opts.cost_rate = c;
-    }
-    Ok(opts)
 }

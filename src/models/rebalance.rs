@@ -26,7 +26,7 @@ pub struct Schedule {
 }
 
 /// A finished rebalancing backtest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rebalanced {
     #[serde(flatten)]
     pub performance: Performance,

@@ -10,15 +10,15 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use super::backtest::{self, BacktestError, Performance, Rules};
 use super::budget::{Budget, Stopped};
-use super::{ModelError, Predictor};
+use super::params::{bounds, names_of, parse, Count, Flag, Number, RawParams};
+use super::{Ahead, Horizon, ModelError, Run};
 
 /// How the backtest trades and refits, from the request's `params`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Plan {
     /// Trading days between refits.
     pub retrain_every: usize,
@@ -38,56 +38,50 @@ impl Default for Plan {
     }
 }
 
-fn number_in(params: &Value, key: &str, range: (f64, f64)) -> Result<Option<f64>, ModelError> {
-    let Some(v) = params.get(key).filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    match v.as_f64() {
-        Some(x) if (range.0..=range.1).contains(&x) => Ok(Some(x)),
-        _ => Err(ModelError::InvalidInput(format!(
-            "params.{key} must be a number from {} to {}, got {v}",
-            range.0, range.1
-        ))),
-    }
+bounds! {
+    Threshold: 0.0, 0.1, "0 to 0.1";
+    Bps: 0.0, 100.0, "0 to 100";
+}
+
+/// The plan's params as a request writes them.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct PlanRequest {
+    retrain_every: Option<Count<1, 504>>,
+    threshold: Option<Number<Threshold>>,
+    allow_short: Option<Flag>,
+    transaction_cost_bps: Option<Number<Bps>>,
 }
 
 impl Plan {
-    pub fn from_params(params: &Value) -> Result<Self, ModelError> {
-        let mut plan = Plan::default();
-        if let Some(v) = params.get("retrain_every").filter(|v| !v.is_null()) {
-            plan.retrain_every = v
-                .as_u64()
-                .filter(|n| (1..=504).contains(n))
-                .ok_or_else(|| {
-                    ModelError::InvalidInput(format!(
-                        "params.retrain_every must be an integer from 1 to 504 (trading days), got {v}"
-                    ))
-                })? as usize;
+    /// The plan in a backtest's `params`, and the params left for the model.
+    pub fn split(params: &RawParams) -> Result<(Plan, RawParams), ModelError> {
+        let (plan, model): (RawParams, RawParams) = params
+            .clone()
+            .into_iter()
+            .partition(|(k, _)| names_of::<PlanRequest>().contains(&k.as_str()));
+        let r: PlanRequest = parse(&plan)?;
+        let defaults = Plan::default();
+        let plan = Plan {
+            retrain_every: r.retrain_every.map_or(defaults.retrain_every, Count::get),
+            threshold: r.threshold.map_or(defaults.threshold, Number::get),
+            allow_short: r.allow_short.map_or(defaults.allow_short, |f| f.0),
+            transaction_cost_bps: r
+                .transaction_cost_bps
+                .map_or(defaults.transaction_cost_bps, Number::get),
+        };
+        Ok((plan, model))
+    }
+
+    /// Positions are held one day, so the forecasts traded must be of one day.
+    pub fn check_horizon(horizon: Horizon) -> Result<(), ModelError> {
+        if horizon == Horizon::ONE {
+            Ok(())
+        } else {
+            Err(ModelError::InvalidInput(format!(
+                "params.prediction_horizon {horizon}: a backtest trades next-day forecasts, so the horizon is 1"
+            )))
         }
-        if let Some(t) = number_in(params, "threshold", (0.0, 0.1))? {
-            plan.threshold = t;
-        }
-        if let Some(c) = number_in(params, "transaction_cost_bps", (0.0, 100.0))? {
-            plan.transaction_cost_bps = c;
-        }
-        if let Some(v) = params.get("allow_short").filter(|v| !v.is_null()) {
-            plan.allow_short = v.as_bool().ok_or_else(|| {
-                ModelError::InvalidInput(format!(
-                    "params.allow_short must be true or false, got {v}"
-                ))
-            })?;
-        }
-        // Positions are held one day, so the forecast must be of one day.
-        for key in ["prediction_horizon", "horizon"] {
-            if let Some(v) = params.get(key).filter(|v| !v.is_null()) {
-                if !(v.as_u64() == Some(1) || v.as_str() == Some("1_period")) {
-                    return Err(ModelError::InvalidInput(format!(
-                        "params.{key} {v}: a backtest trades next-day forecasts, so the horizon is 1"
-                    )));
-                }
-            }
-        }
-        Ok(plan)
     }
 
     pub fn rules(&self) -> Rules {
@@ -100,7 +94,7 @@ impl Plan {
 }
 
 /// A finished walk-forward backtest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WalkForward {
     #[serde(flatten)]
     pub performance: Performance,
@@ -132,10 +126,9 @@ pub enum WalkError {
 /// Stops between blocks (and inside the model's own long work) when
 /// `budget` ends.
 pub fn forecasts(
-    model: &dyn Predictor,
+    model: &dyn Run,
     closes: &[f64],
     start: usize,
-    params: &Value,
     plan: &Plan,
     budget: &Budget,
 ) -> Result<(Vec<f64>, usize), WalkError> {
@@ -152,17 +145,23 @@ pub fn forecasts(
         };
         budget.check().map_err(stopped)?;
         let end = (block + plan.retrain_every).min(last);
-        let block_forecasts =
-            match model.forecast_ahead(&closes[..end], block, block..end, params, budget) {
-                Ok(made) => made,
-                Err(e) => {
-                    // A model stopped by the budget stops the whole walk.
-                    budget.check().map_err(stopped)?;
-                    return Err(e.into());
-                }
-            };
+        let block_forecasts = match model.forecast_ahead(
+            Ahead {
+                closes: &closes[..end],
+                fit_at: block,
+                at: block..end,
+            },
+            budget,
+        ) {
+            Ok(made) => made,
+            Err(e) => {
+                // A model stopped by the budget stops the whole walk.
+                budget.check().map_err(stopped)?;
+                return Err(e.into());
+            }
+        };
         if block_forecasts.len() != end - block || block_forecasts.iter().any(|f| !f.is_finite()) {
-            return Err(ModelError::Failed(format!(
+            return Err(ModelError::Internal(format!(
                 "{} made {} forecasts (some not finite) for {} days",
                 model.info().name,
                 block_forecasts.len(),
@@ -180,10 +179,9 @@ pub fn forecasts(
 /// Backtests `model` over `days[start..]`, the earlier days serving as the
 /// model's history, while `budget` lasts.
 pub fn run(
-    model: &dyn Predictor,
+    model: &dyn Run,
     days: &[(NaiveDate, f64)],
     start: usize,
-    params: &Value,
     plan: &Plan,
     budget: &Budget,
 ) -> Result<WalkForward, WalkError> {
@@ -192,7 +190,7 @@ pub fn run(
         return Err(BacktestError::TooShort(days.len().saturating_sub(start)).into());
     }
     let closes: Vec<f64> = days.iter().map(|d| d.1).collect();
-    let (made, refits) = forecasts(model, &closes, start, params, plan, budget)?;
+    let (made, refits) = forecasts(model, &closes, start, plan, budget)?;
     let mut signal: Vec<Option<f64>> = made.iter().copied().map(Some).collect();
     signal.push(None); // the last day's forecast has no day to trade
     let performance = backtest::run(&days[start..], &signal, &plan.rules())?;
@@ -210,8 +208,8 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::models::backtest::tests::alternating;
-    use crate::models::{InputType, ModelInfo, ModelInput};
-    use serde_json::{json, Map};
+    use crate::models::{InputType, Model, ModelInfo, ModelInput, Prediction, Registry};
+    use serde_json::json;
 
     /// Forecasts that the last move reverses: a perfect model of an
     /// alternating series, from past closes only.
@@ -235,33 +233,46 @@ mod tests {
         }
     }
 
-    impl Predictor for Reversal {
+    #[derive(serde::Deserialize)]
+    struct NoParams {}
+
+    impl Model for Reversal {
+        type Params = NoParams;
         fn info(&self) -> &ModelInfo {
             &self.info
         }
-        fn lookback(&self, _: &Value) -> usize {
+        fn lookback(&self, _: &NoParams) -> usize {
             2
         }
         fn predict(
             &self,
             _: &ModelInput,
-            _: &Value,
+            _: &NoParams,
             _: &Budget,
-        ) -> Result<Map<String, Value>, ModelError> {
+        ) -> Result<Prediction, ModelError> {
             unreachable!("backtests call forecast_ahead")
         }
         fn forecast_ahead(
             &self,
-            closes: &[f64],
-            fit_at: usize,
-            at: std::ops::Range<usize>,
-            _: &Value,
+            Ahead { closes, fit_at, at }: Ahead<'_>,
+            _: &NoParams,
             _: &Budget,
         ) -> Result<Vec<f64>, ModelError> {
             assert_eq!(closes.len(), at.end, "handed closes past the block");
             assert_eq!(fit_at, at.start);
             Ok(at.map(|t| -(closes[t] / closes[t - 1] - 1.0)).collect())
         }
+    }
+
+    /// The reversal model, with no params.
+    fn reversal() -> std::sync::Arc<dyn Run> {
+        let mut registry = Registry::default();
+        registry.register(Reversal::new());
+        registry
+            .get("reversal")
+            .unwrap()
+            .configure(&RawParams::new())
+            .unwrap()
     }
 
     #[test]
@@ -274,15 +285,7 @@ mod tests {
             retrain_every: 3,
             ..Plan::default()
         };
-        let w = run(
-            &Reversal::new(),
-            &days,
-            1,
-            &json!({}),
-            &plan,
-            &Budget::unlimited(),
-        )
-        .unwrap();
+        let w = run(reversal().as_ref(), &days, 1, &plan, &Budget::unlimited()).unwrap();
         let expected = (1.1f64 - 0.001).powi(4) * (1.0f64 - 0.001).powi(4) - 1.0;
         assert!(
             (w.performance.total_return - expected).abs() < 1e-12,
@@ -298,15 +301,7 @@ mod tests {
             transaction_cost_bps: 0.0,
             ..plan
         };
-        let w = run(
-            &Reversal::new(),
-            &days,
-            1,
-            &json!({}),
-            &short,
-            &Budget::unlimited(),
-        )
-        .unwrap();
+        let w = run(reversal().as_ref(), &days, 1, &short, &Budget::unlimited()).unwrap();
         assert!((w.performance.total_return - (1.1f64.powi(9) - 1.0)).abs() < 1e-9);
     }
 
@@ -318,10 +313,9 @@ mod tests {
             ..Plan::default()
         };
         let err = run(
-            &Reversal::new(),
+            reversal().as_ref(),
             &days,
             1,
-            &json!({}),
             &plan,
             &Budget::unlimited().within(std::time::Duration::ZERO),
         )
@@ -329,24 +323,30 @@ mod tests {
         assert!(matches!(err, WalkError::OutOfTime { .. }), "{err}");
         let (cancelled, guard) = Budget::cancellable();
         drop(guard);
-        let err = run(&Reversal::new(), &days, 1, &json!({}), &plan, &cancelled).unwrap_err();
+        let err = run(reversal().as_ref(), &days, 1, &plan, &cancelled).unwrap_err();
         assert!(matches!(err, WalkError::Cancelled { done: 0, .. }), "{err}");
     }
 
     #[test]
     fn bad_plans_are_refused() {
+        let split = |v: serde_json::Value| Plan::split(v.as_object().unwrap());
         for bad in [
             json!({"retrain_every": 0}),
             json!({"threshold": -0.1}),
             json!({"transaction_cost_bps": "ten"}),
             json!({"allow_short": 1}),
-            json!({"horizon": 5}),
         ] {
-            assert!(Plan::from_params(&bad).is_err(), "{bad}");
+            assert!(split(bad.clone()).is_err(), "{bad}");
         }
-        let p = Plan::from_params(&json!({"allow_short": true, "retrain_every": 5})).unwrap();
+        assert!(Plan::check_horizon(Horizon::new(5).unwrap()).is_err());
+        let (p, rest) = split(json!({"allow_short": true, "retrain_every": 5, "seed": 3})).unwrap();
         assert!(p.allow_short && p.retrain_every == 5);
         assert_eq!(p.rules().cost, 0.001);
+        assert_eq!(
+            rest.keys().collect::<Vec<_>>(),
+            ["seed"],
+            "the rest is the model's"
+        );
     }
 
     /// Shuffles the closes after `cut` (a deterministic permutation).
@@ -374,30 +374,20 @@ mod tests {
             "transformer_predictor",
             "adaptive_ensemble",
         ] {
-            let model = registry.get(name).unwrap();
-            let (base, _) = forecasts(
-                model.as_ref(),
-                closes,
-                start,
-                &json!({}),
-                &plan,
-                &Budget::unlimited(),
-            )
-            .unwrap();
+            let model = registry
+                .get(name)
+                .unwrap()
+                .configure(&RawParams::new())
+                .unwrap();
+            let (base, _) =
+                forecasts(model.as_ref(), closes, start, &plan, &Budget::unlimited()).unwrap();
             // Cut inside the first block and at the end of it: the forecasts
             // up to the cut never change.
             for cut in [start + 7, start + 20] {
                 let moved = shuffled_after(closes, cut);
                 assert_ne!(moved[cut + 1..], closes[cut + 1..]);
-                let (after, _) = forecasts(
-                    model.as_ref(),
-                    &moved,
-                    start,
-                    &json!({}),
-                    &plan,
-                    &Budget::unlimited(),
-                )
-                .unwrap();
+                let (after, _) =
+                    forecasts(model.as_ref(), &moved, start, &plan, &Budget::unlimited()).unwrap();
                 let upto = cut - start + 1;
                 assert_eq!(base[..upto], after[..upto], "{name} at cut {cut}");
                 assert_ne!(

@@ -345,7 +345,7 @@ async fn a_burst_of_quote_requests_spends_no_more_upstream_requests_than_the_quo
     let app = spawn_app_with(
         move |s| {
             yahoo_first(s, uri, &[tickcast::config::ProviderName::Local]);
-            s.yahoo.quota = tickcast::market::limiter::QuotaConfig {
+            s.yahoo.quota = tickcast::config::QuotaSettings {
                 per_minute: Some(20),
                 ..Default::default()
             };

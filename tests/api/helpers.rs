@@ -3,10 +3,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use tempfile::TempDir;
 use tickcast::config::{CliOverrides, Settings};
-use tickcast::models::{Budget, InputType, ModelError, ModelInfo, ModelInput, Predictor, Registry};
+use tickcast::models::prediction::Reported;
+use tickcast::models::{
+    Allocation, Budget, Forecast, ForecastDetails, Horizon, InputType, Model, ModelError,
+    ModelInfo, ModelInput, Prediction, Registry,
+};
 use tickcast::Application;
 use tokio::sync::oneshot;
 
@@ -173,25 +178,36 @@ impl Default for MeanDrift {
     }
 }
 
-impl Predictor for MeanDrift {
+/// What [`MeanDrift`] accepts.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriftParams {
+    lookback: Option<usize>,
+    sleep_ms: Option<u64>,
+    panic: Option<bool>,
+}
+
+impl Model for MeanDrift {
+    type Params = DriftParams;
+
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
-    fn lookback(&self, params: &Value) -> usize {
-        params["lookback"].as_u64().unwrap_or(30) as usize
+    fn lookback(&self, params: &DriftParams) -> usize {
+        params.lookback.unwrap_or(30)
     }
 
     fn predict(
         &self,
         input: &ModelInput,
-        params: &Value,
+        params: &DriftParams,
         _: &Budget,
-    ) -> Result<Map<String, Value>, ModelError> {
-        if let Some(ms) = params["sleep_ms"].as_u64() {
+    ) -> Result<Prediction, ModelError> {
+        if let Some(ms) = params.sleep_ms {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
-        if params["panic"].as_bool() == Some(true) {
+        if params.panic == Some(true) {
             panic!("deliberate test panic");
         }
         let ModelInput::Series(series) = input else {
@@ -206,15 +222,22 @@ impl Predictor for MeanDrift {
         }
         let tail = &closes[closes.len() - 6..];
         let mean = tail.windows(2).map(|w| w[1] / w[0] - 1.0).sum::<f64>() / 5.0;
-        let mut out = Map::new();
-        out.insert("predicted_return".into(), mean.into());
-        out.insert("current_price".into(), series.last().into());
-        out.insert(
-            "predicted_price".into(),
-            (series.last() * (1.0 + mean)).into(),
-        );
-        out.insert("observations".into(), closes.len().into());
-        Ok(out)
+        let mut extra = Map::new();
+        extra.insert("observations".into(), closes.len().into());
+        let details = ForecastDetails::Reported(Reported(extra));
+        // The share of the five returns with the mean's sign.
+        let agreeing = tail
+            .windows(2)
+            .filter(|w| (w[1] / w[0] - 1.0) * mean > 0.0)
+            .count();
+        let confidence = agreeing as f64 / 5.0;
+        Ok(Prediction::Forecast(Forecast::new(
+            mean,
+            series.last(),
+            confidence,
+            Horizon::ONE,
+            details,
+        )))
     }
 }
 
@@ -239,21 +262,34 @@ impl Default for PriceWeighted {
     }
 }
 
-impl Predictor for PriceWeighted {
+/// What [`PriceWeighted`] accepts.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeightedParams {
+    symbols: Option<Vec<String>>,
+}
+
+impl Model for PriceWeighted {
+    type Params = WeightedParams;
+
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
-    fn lookback(&self, _: &Value) -> usize {
+    fn lookback(&self, _: &WeightedParams) -> usize {
         10
+    }
+
+    fn assets<'p>(&self, params: &'p WeightedParams) -> Option<&'p [String]> {
+        params.symbols.as_deref()
     }
 
     fn predict(
         &self,
         input: &ModelInput,
-        _: &Value,
+        _: &WeightedParams,
         _: &Budget,
-    ) -> Result<Map<String, Value>, ModelError> {
+    ) -> Result<Prediction, ModelError> {
         let ModelInput::Assets(assets) = input else {
             return Err(ModelError::InvalidInput("expects several series".into()));
         };
@@ -269,14 +305,14 @@ impl Predictor for PriceWeighted {
         let mut out = Map::new();
         out.insert("allocation".into(), allocation.into());
         out.insert("lengths".into(), lengths.into());
-        Ok(out)
+        Ok(Prediction::Allocation(Allocation::Reported(Reported(out))))
     }
 }
 
 pub fn test_registry() -> Registry {
     let mut r = Registry::default();
-    r.register(Arc::new(MeanDrift::default()));
-    r.register(Arc::new(PriceWeighted::default()));
+    r.register(MeanDrift::default());
+    r.register(PriceWeighted::default());
     r
 }
 

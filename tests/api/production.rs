@@ -202,7 +202,7 @@ mod live_providers {
             move |s| {
                 s.market.providers = vec![ProviderName::Yfinance, ProviderName::Local];
                 s.yahoo.base_url = uri;
-                s.yahoo.quota = tickcast::market::limiter::QuotaConfig {
+                s.yahoo.quota = tickcast::config::QuotaSettings {
                     per_minute: Some(2),
                     ..Default::default()
                 };

@@ -1,16 +1,15 @@
 //! The ensemble's MLP regressor (candle): standardised features, two ReLU
 //! hidden layers (50 and 25, as the legacy scikit-learn `MLPRegressor`), a
-//! linear output, trained with AdamW on mini-batches of the standardised
-//! target with a seeded start and batch order, stopping early on the
-//! newest rows held back for validation.
+//! linear output, trained by the shared training loop on the standardised
+//! target with a seeded start, stopping early on the newest rows held back
+//! for validation.
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{linear, Linear, VarBuilder, VarMap};
 
 use super::scale::Standardiser;
 use crate::models::neural::seed_vars;
+use crate::models::training::{self, Objective, TrainConfig};
 use crate::models::Budget;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +40,67 @@ impl Default for MlpParams {
             validation_share: 0.1,
             seed: 7,
         }
+    }
+}
+
+impl MlpParams {
+    /// scikit-learn's stopping rule: the monitored loss (validation, else
+    /// the epoch's training loss) has not improved on the best by 1e-4 for
+    /// 10 epochs. Gradients are clipped only when they would blow up.
+    fn training(&self) -> TrainConfig {
+        TrainConfig {
+            max_epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            patience: 10,
+            min_improvement: 1e-4,
+            clip_norm: Some(MAX_GRADIENT_NORM),
+            seed: self.seed,
+        }
+    }
+}
+
+/// Largest global gradient norm of an MLP step: on standardised features
+/// and targets, far above what a healthy fit produces.
+const MAX_GRADIENT_NORM: f64 = 10.0;
+
+/// The standardised rows as the training loop sees them: the first
+/// `split` train, the rest (if any) validate.
+struct MlpObjective<'a> {
+    mlp: &'a Mlp,
+    vars: Vec<Var>,
+    xs: &'a Tensor,
+    ys: &'a Tensor,
+    split: usize,
+    validation: Option<(Tensor, Tensor)>,
+}
+
+impl Objective for MlpObjective<'_> {
+    fn vars(&self) -> Vec<Var> {
+        self.vars.clone()
+    }
+
+    fn training_rows(&self) -> usize {
+        self.split
+    }
+
+    fn batch_loss(&self, rows: &[usize]) -> candle_core::Result<Tensor> {
+        let rows: Vec<u32> = rows.iter().map(|&i| i as u32).collect();
+        let index = Tensor::from_slice(&rows, rows.len(), &Device::Cpu)?;
+        let (bx, by) = (
+            self.xs.index_select(&index, 0)?,
+            self.ys.index_select(&index, 0)?,
+        );
+        candle_nn::loss::mse(&self.mlp.forward(&bx)?, &by)
+    }
+
+    fn validation_loss(&self) -> candle_core::Result<Option<f64>> {
+        let Some((vx, vy)) = &self.validation else {
+            return Ok(None);
+        };
+        let loss = candle_nn::loss::mse(&self.mlp.forward(vx)?, vy)?.to_scalar::<f32>()?;
+        Ok(Some(f64::from(loss)))
     }
 }
 
@@ -121,64 +181,16 @@ impl Mlp {
                 ))
             })
             .transpose()?;
-        let vars = varmap.all_vars();
-        let mut optimizer = AdamW::new(
-            vars.clone(),
-            ParamsAdamW {
-                lr: p.learning_rate,
-                weight_decay: p.weight_decay,
-                ..Default::default()
-            },
-        )?;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
-        let mut order: Vec<u32> = (0..split as u32).collect();
-        // scikit-learn's stopping rule: the monitored loss (validation, else
-        // the epoch's training loss) has not improved on the best by
-        // TOLERANCE for PATIENCE epochs.
-        const TOLERANCE: f32 = 1e-4;
-        const PATIENCE: usize = 10;
-        let (mut best, mut stale, mut best_weights) = (f32::INFINITY, 0, None);
-        for _ in 0..p.epochs {
-            if budget.check().is_err() {
-                break;
-            }
-            mlp.epochs_run += 1;
-            order.shuffle(&mut rng);
-            let mut total = 0.0;
-            for chunk in order.chunks(p.batch_size.max(1)) {
-                let index = Tensor::from_slice(chunk, chunk.len(), &Device::Cpu)?;
-                let (bx, by) = (xs.index_select(&index, 0)?, ys.index_select(&index, 0)?);
-                let loss = candle_nn::loss::mse(&mlp.forward(&bx)?, &by)?;
-                optimizer.backward_step(&loss)?;
-                total += loss.to_scalar::<f32>()? * chunk.len() as f32;
-            }
-            let monitored = match &validation {
-                Some((vx, vy)) => {
-                    candle_nn::loss::mse(&mlp.forward(vx)?, vy)?.to_scalar::<f32>()?
-                }
-                None => total / split as f32,
-            };
-            if monitored < best - TOLERANCE {
-                (best, stale) = (monitored, 0);
-                if validation.is_some() {
-                    best_weights = Some(
-                        vars.iter()
-                            .map(|v| v.as_tensor().copy())
-                            .collect::<candle_core::Result<Vec<_>>>()?,
-                    );
-                }
-            } else {
-                stale += 1;
-                if stale >= PATIENCE {
-                    break;
-                }
-            }
-        }
-        if let Some(weights) = best_weights {
-            for (var, w) in vars.iter().zip(&weights) {
-                var.set(w)?;
-            }
-        }
+        let objective = MlpObjective {
+            mlp: &mlp,
+            vars: varmap.all_vars(),
+            xs: &xs,
+            ys: &ys,
+            split,
+            validation,
+        };
+        let report = training::train(&objective, &p.training(), budget)?;
+        mlp.epochs_run = report.epochs_run;
         Ok(mlp)
     }
 
@@ -200,6 +212,7 @@ impl Mlp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn fits_a_noiseless_linear_target_closely() {

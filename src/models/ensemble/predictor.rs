@@ -22,91 +22,27 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
-use serde_json::{json, Map, Value};
-
-use super::features::{self, Row, WARM_UP};
+use super::features::{self, Row};
 use super::learners::Learner;
+pub use super::params::{EnsembleParams, MIN_TRAINING_ROWS};
 use super::weights::{inverse_mae, Excluded, TrackRecord};
-use crate::models::gate::{closes_fingerprint, FitCache};
+use crate::models::fit_cache::{closes_fingerprint, FitCache};
 use crate::models::neural::fit::FitPolicy;
 use crate::models::neural::metrics::HeldOut;
-use crate::models::{Budget, InputType, ModelError, ModelInfo, ModelInput, Predictor};
+use crate::models::params::Horizon;
+use crate::models::prediction::{EnsembleDetails, EnsembleFit, FailedLearner};
+use crate::models::{
+    Ahead, Budget, Forecast, ForecastDetails, InputType, Model, ModelError, ModelInfo, ModelInput,
+    Prediction,
+};
 
 pub const NAME: &str = "adaptive_ensemble";
 
-/// Fewest rows the learners are fitted to before the adaptation window.
-pub const MIN_TRAINING_ROWS: usize = 50;
 /// Closes fetched when the caller names a symbol: about a trading year.
 const LOOKBACK: usize = 250;
 /// Newest closes a fit reads: bounds its time (the SVR is quadratic in
 /// rows) whatever the request sends.
 pub const MAX_CLOSES: usize = 2000;
-
-/// The request's ensemble settings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EnsembleParams {
-    pub horizon: usize,
-    pub adaptation_window: usize,
-    pub seed: u64,
-}
-
-impl Default for EnsembleParams {
-    fn default() -> Self {
-        EnsembleParams {
-            horizon: 1,
-            adaptation_window: 50,
-            seed: 7,
-        }
-    }
-}
-
-fn bounded(params: &Value, key: &str, range: (u64, u64)) -> Result<Option<u64>, ModelError> {
-    let Some(v) = params.get(key).filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    // The legacy horizon is a string like "1_period".
-    let n = v.as_u64().or_else(|| {
-        v.as_str()
-            .and_then(|s| s.strip_suffix("_period"))
-            .and_then(|s| s.parse().ok())
-    });
-    match n {
-        Some(n) if (range.0..=range.1).contains(&n) => Ok(Some(n)),
-        _ => Err(ModelError::InvalidInput(format!(
-            "params.{key} must be an integer from {} to {}, got {v}",
-            range.0, range.1
-        ))),
-    }
-}
-
-impl EnsembleParams {
-    pub fn from_params(params: &Value) -> Result<Self, ModelError> {
-        let mut p = EnsembleParams::default();
-        for key in ["prediction_horizon", "horizon"] {
-            if let Some(h) = bounded(params, key, (1, 20))? {
-                p.horizon = h as usize;
-            }
-        }
-        if let Some(w) = bounded(params, "adaptation_window", (10, 500))? {
-            p.adaptation_window = w as usize;
-        }
-        if let Some(seed) = params.get("seed").filter(|v| !v.is_null()) {
-            p.seed = seed.as_u64().ok_or_else(|| {
-                ModelError::InvalidInput(format!(
-                    "params.seed must be a non-negative integer, got {seed}"
-                ))
-            })?;
-        }
-        Ok(p)
-    }
-
-    /// Closes needed: the features' warm-up, the horizon, the training rows,
-    /// the purge and the window.
-    pub fn min_closes(&self) -> usize {
-        WARM_UP + self.horizon + MIN_TRAINING_ROWS + (self.horizon - 1) + self.adaptation_window
-    }
-}
 
 /// One learner's part in a blend.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +87,113 @@ pub fn blend(
     blend_ahead(closes, &[], params, budget).map(|(blend, _)| blend)
 }
 
+/// The feature rows a blend is fitted to, cut into the training rows (before
+/// the window, purged), the adaptation window, and all of them.
+struct Sets {
+    train: (Vec<Vec<f64>>, Vec<f64>),
+    window: (Vec<Vec<f64>>, Vec<f64>),
+    all: (Vec<Vec<f64>>, Vec<f64>),
+    /// The latest close's features, then the later rows'.
+    queries: Vec<Vec<f64>>,
+}
+
+impl Sets {
+    fn of(closes: &[f64], later: &[Vec<f64>], params: &EnsembleParams) -> Self {
+        let rows = features::rows(closes, params.horizon);
+        let window_start = rows.len() - params.adaptation_window;
+        let training_end = window_start - (params.horizon - 1);
+        let mut queries = vec![features::at(closes, closes.len() - 1).to_vec()];
+        queries.extend_from_slice(later);
+        Sets {
+            train: split(&rows[..training_end]),
+            window: split(&rows[window_start..]),
+            all: split(&rows),
+            queries,
+        }
+    }
+}
+
+/// Each learner fitted twice, on its own thread: before the window
+/// (forecasting it) and on all rows (forecasting the queries).
+fn fit_learners(sets: &Sets, seed: u64, budget: &Budget) -> Vec<Outcome> {
+    std::thread::scope(|scope| {
+        let fits: Vec<_> = Learner::ALL
+            .iter()
+            .map(|&learner| {
+                let (train, window, all) = (&sets.train, &sets.window.0, &sets.all);
+                let queries = &sets.queries;
+                (
+                    scope.spawn(move || {
+                        learner.fit_predict(&train.0, &train.1, window, seed, budget)
+                    }),
+                    scope.spawn(move || learner.fit_predict(&all.0, &all.1, queries, seed, budget)),
+                )
+            })
+            .collect();
+        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<f64>, String>>| {
+            h.join()
+                .unwrap_or_else(|_| Err("the fitting thread panicked".into()))
+        };
+        fits.into_iter()
+            .map(|(window, latest)| Outcome {
+                window: joined(window),
+                latest: joined(latest),
+            })
+            .collect()
+    })
+}
+
+/// A learner kept, with its window forecasts and its query forecasts.
+type Kept = (Learner, Vec<f64>, Vec<f64>);
+
+/// Learners that could not fit are excluded with their reason; the rest
+/// are kept for weighing.
+fn keep_fitted(outcomes: Vec<Outcome>) -> (Vec<Kept>, Vec<Excluded>) {
+    let mut failed = Vec::new();
+    let mut kept = Vec::new();
+    for (learner, outcome) in Learner::ALL.into_iter().zip(outcomes) {
+        match (outcome.window, outcome.latest) {
+            (Ok(window), Ok(latest)) if latest.iter().all(|f| f.is_finite()) => {
+                kept.push((learner, window, latest))
+            }
+            (Err(reason), _) | (_, Err(reason)) => failed.push(Excluded {
+                name: learner.name().into(),
+                reason,
+            }),
+            (Ok(_), Ok(bad)) => failed.push(Excluded {
+                name: learner.name().into(),
+                reason: format!(
+                    "non-finite forecast ({})",
+                    bad.iter().find(|f| !f.is_finite()).unwrap_or(&f64::NAN)
+                ),
+            }),
+        }
+    }
+    (kept, failed)
+}
+
+/// The weighted sum of the kept learners' forecasts, `pick`ed from each.
+fn weighted(kept: &[Kept], weights: &[f64], pick: impl Fn(&Kept) -> f64) -> f64 {
+    kept.iter().zip(weights).map(|(k, w)| w * pick(k)).sum()
+}
+
+/// `1 / (1 + sd / typical)` of the used learners' forecasts.
+fn agreement(members: &[Member], train_targets: &[f64]) -> f64 {
+    let used: Vec<f64> = members
+        .iter()
+        .filter(|m| m.weight > 0.0)
+        .map(|m| m.forecast)
+        .collect();
+    let mean = used.iter().sum::<f64>() / used.len() as f64;
+    let sd = (used.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / used.len() as f64).sqrt();
+    let typical = train_targets.iter().map(|y| y.abs()).sum::<f64>() / train_targets.len() as f64;
+    if typical > 0.0 {
+        1.0 / (1.0 + sd / typical)
+    } else {
+        1.0
+    }
+}
+
 /// [`blend`], and the fitted blend's forecasts from `later` feature rows
 /// (of closes after the last one fitted to, for walk-forward tests), with
 /// the same learners and weights.
@@ -173,76 +216,19 @@ pub fn blend_ahead(
         )));
     }
     let started = Instant::now();
-    let rows = features::rows(closes, params.horizon);
     let w = params.adaptation_window;
-    let window_start = rows.len() - w;
-    let training_end = window_start - (params.horizon - 1);
-    let (train_x, train_y) = split(&rows[..training_end]);
-    let (window_x, window_y) = split(&rows[window_start..]);
-    let (all_x, all_y) = split(&rows);
-    let mut latest = vec![features::at(closes, closes.len() - 1).to_vec()];
-    latest.extend_from_slice(later);
-
-    // Ten fits (each learner before the window and on all rows), one
-    // thread each, so the slowest learner's two fits run side by side.
-    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
-        let fits: Vec<_> = Learner::ALL
-            .iter()
-            .map(|&learner| {
-                let (train_x, train_y, window_x) = (&train_x, &train_y, &window_x);
-                let (all_x, all_y, latest) = (&all_x, &all_y, &latest);
-                (
-                    scope.spawn(move || {
-                        learner.fit_predict(train_x, train_y, window_x, params.seed, budget)
-                    }),
-                    scope.spawn(move || {
-                        learner.fit_predict(all_x, all_y, latest, params.seed, budget)
-                    }),
-                )
-            })
-            .collect();
-        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<f64>, String>>| {
-            h.join()
-                .unwrap_or_else(|_| Err("the fitting thread panicked".into()))
-        };
-        fits.into_iter()
-            .map(|(window, latest)| Outcome {
-                window: joined(window),
-                latest: joined(latest),
-            })
-            .collect()
-    });
-
+    let sets = Sets::of(closes, later, params);
+    let outcomes = fit_learners(&sets, params.seed, budget);
     // A fit cut short is not a fit: the budget holds for the whole blend.
     budget.check().map_err(stopped)?;
-    // Learners that could not fit are excluded with their reason; the rest
-    // are weighted by their window errors.
-    let mut failed = Vec::new();
-    let mut kept = Vec::new();
-    for (learner, outcome) in Learner::ALL.into_iter().zip(outcomes) {
-        match (outcome.window, outcome.latest) {
-            (Ok(window), Ok(latest)) if latest.iter().all(|f| f.is_finite()) => {
-                kept.push((learner, window, latest))
-            }
-            (Err(reason), _) | (_, Err(reason)) => failed.push(Excluded {
-                name: learner.name().into(),
-                reason,
-            }),
-            (Ok(_), Ok(bad)) => failed.push(Excluded {
-                name: learner.name().into(),
-                reason: format!(
-                    "non-finite forecast ({})",
-                    bad.iter().find(|f| !f.is_finite()).unwrap_or(&f64::NAN)
-                ),
-            }),
-        }
-    }
+    let (kept, mut failed) = keep_fitted(outcomes);
+    let window_y = &sets.window.1;
     let records: Vec<TrackRecord> = kept
         .iter()
         .map(|(learner, window, _)| TrackRecord {
             name: learner.name(),
             predicted: window,
-            actual: &window_y,
+            actual: window_y,
         })
         .collect();
     let (weights, excluded) = inverse_mae(&records, w);
@@ -252,12 +238,11 @@ pub fn blend_ahead(
             .iter()
             .map(|e| format!("{}: {}", e.name, e.reason))
             .collect();
-        return Err(ModelError::Failed(format!(
+        return Err(ModelError::Unfit(format!(
             "every learner failed: {}",
             reasons.join("; ")
         )));
     }
-
     let members: Vec<Member> = kept
         .iter()
         .zip(&weights)
@@ -267,23 +252,16 @@ pub fn blend_ahead(
             forecast: latest[0],
         })
         .collect();
-    let ahead: Vec<f64> = (1..latest.len())
-        .map(|k| {
-            kept.iter()
-                .zip(&weights)
-                .map(|((_, _, forecasts), weight)| weight * forecasts[k])
-                .sum()
-        })
+    let ahead: Vec<f64> = (1..sets.queries.len())
+        .map(|k| weighted(&kept, &weights, |(_, _, forecasts)| forecasts[k]))
         .collect();
     let predicted_return: f64 = members.iter().map(|m| m.weight * m.forecast).sum();
     let blended_window: Vec<(f64, f64)> = (0..w)
         .map(|k| {
-            let p = kept
-                .iter()
-                .zip(&weights)
-                .map(|((_, window, _), weight)| weight * window[k])
-                .sum();
-            (p, window_y[k])
+            (
+                weighted(&kept, &weights, |(_, window, _)| window[k]),
+                window_y[k],
+            )
         })
         .collect();
     let validation = HeldOut::score(
@@ -291,31 +269,15 @@ pub fn blend_ahead(
         &blended_window,
     );
     let hits = (validation.directional_accuracy * w as f64).round();
-    let confidence = (hits + 1.0) / (w as f64 + 2.0);
-
-    let used: Vec<f64> = members
-        .iter()
-        .filter(|m| m.weight > 0.0)
-        .map(|m| m.forecast)
-        .collect();
-    let mean = used.iter().sum::<f64>() / used.len() as f64;
-    let sd = (used.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / used.len() as f64).sqrt();
-    let typical = train_y.iter().map(|y| y.abs()).sum::<f64>() / train_y.len() as f64;
-    let agreement = if typical > 0.0 {
-        1.0 / (1.0 + sd / typical)
-    } else {
-        1.0
-    };
-
     let blend = Blend {
+        agreement: agreement(&members, &sets.train.1),
         members,
         failed,
         predicted_return,
-        agreement,
-        confidence,
+        confidence: (hits + 1.0) / (w as f64 + 2.0),
         validation,
         closes_used: closes.len(),
-        training_rows: all_x.len(),
+        training_rows: sets.all.0.len(),
         training_seconds: started.elapsed().as_secs_f64(),
     };
     Ok((blend, ahead))
@@ -372,36 +334,81 @@ impl AdaptiveEnsemble {
     }
 }
 
-impl Predictor for AdaptiveEnsemble {
+/// The answer's view of a blend: every learner's weight, the forecasts of
+/// those that fitted, and why the others did not.
+fn details(b: &Blend, p: &EnsembleParams, cached: bool) -> EnsembleDetails {
+    let weight_of = |l: Learner| {
+        b.members
+            .iter()
+            .find(|m| m.learner == l)
+            .map_or(0.0, |m| m.weight)
+    };
+    EnsembleDetails {
+        model_weights: Learner::ALL
+            .iter()
+            .map(|&l| (l.name(), weight_of(l)))
+            .collect(),
+        individual_predictions: b
+            .members
+            .iter()
+            .map(|m| (m.learner.name(), m.forecast))
+            .collect::<BTreeMap<_, _>>(),
+        ensemble_agreement: b.agreement,
+        models_used: b
+            .members
+            .iter()
+            .filter(|m| m.weight > 0.0)
+            .map(|m| m.learner.name())
+            .collect(),
+        models_failed: b
+            .failed
+            .iter()
+            .map(|e| FailedLearner {
+                name: e.name.clone(),
+                reason: e.reason.clone(),
+            })
+            .collect(),
+        adaptation_window: p.adaptation_window,
+        fit: EnsembleFit {
+            cached,
+            closes_used: b.closes_used,
+            training_rows: b.training_rows,
+            training_seconds: b.training_seconds,
+            params: p.clone(),
+        },
+    }
+}
+
+impl Model for AdaptiveEnsemble {
+    type Params = EnsembleParams;
+
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
-    fn lookback(&self, params: &Value) -> usize {
-        let needed = EnsembleParams::from_params(params)
-            .unwrap_or_default()
-            .min_closes();
-        needed.max(LOOKBACK)
+    fn lookback(&self, params: &EnsembleParams) -> usize {
+        params.min_closes().max(LOOKBACK)
+    }
+
+    fn horizon(&self, params: &EnsembleParams) -> Horizon {
+        Horizon::new(params.horizon).unwrap_or(Horizon::ONE)
     }
 
     /// Fitted to the [`LOOKBACK`] closes up to `fit_at`, as a request naming
     /// a symbol would be.
     fn forecast_ahead(
         &self,
-        closes: &[f64],
-        fit_at: usize,
-        at: std::ops::Range<usize>,
-        params: &Value,
+        Ahead { closes, fit_at, at }: Ahead<'_>,
+        p: &EnsembleParams,
         budget: &Budget,
     ) -> Result<Vec<f64>, ModelError> {
-        let p = EnsembleParams::from_params(params)?;
         let history = &closes[(fit_at + 1).saturating_sub(LOOKBACK.max(p.min_closes()))..=fit_at];
         let later: Vec<Vec<f64>> = at
             .clone()
             .filter(|&t| t > fit_at)
             .map(|t| features::at(&closes[..=t], t).to_vec())
             .collect();
-        let (b, ahead) = blend_ahead(history, &later, &p, &budget.within(self.time_budget))?;
+        let (b, ahead) = blend_ahead(history, &later, p, &budget.within(self.time_budget))?;
         let mut ahead = ahead.into_iter();
         Ok(at
             .map(|t| {
@@ -417,78 +424,27 @@ impl Predictor for AdaptiveEnsemble {
     fn predict(
         &self,
         input: &ModelInput,
-        params: &Value,
+        p: &EnsembleParams,
         budget: &Budget,
-    ) -> Result<Map<String, Value>, ModelError> {
-        let series = input.series()?;
-        let p = EnsembleParams::from_params(params)?;
-        let closes = series.closes();
-        let (b, cached) = self.fitted(closes, &p, budget)?;
-        let current_price = closes[closes.len() - 1];
-        let weights: BTreeMap<&str, f64> = Learner::ALL
-            .iter()
-            .map(|l| {
-                let w = b
-                    .members
-                    .iter()
-                    .find(|m| m.learner == *l)
-                    .map_or(0.0, |m| m.weight);
-                (l.name(), w)
-            })
-            .collect();
-        let individual: BTreeMap<&str, f64> = b
-            .members
-            .iter()
-            .map(|m| (m.learner.name(), m.forecast))
-            .collect();
-        let used: Vec<&str> = b
-            .members
-            .iter()
-            .filter(|m| m.weight > 0.0)
-            .map(|m| m.learner.name())
-            .collect();
-        let failed: Vec<Value> = b
-            .failed
-            .iter()
-            .map(|e| json!({"name": e.name, "reason": e.reason}))
-            .collect();
-        let mut fields = Map::new();
-        fields.insert(
-            "predicted_price".into(),
-            json!(current_price * (1.0 + b.predicted_return)),
+    ) -> Result<Prediction, ModelError> {
+        let closes = input.series()?.closes();
+        let (b, cached) = self.fitted(closes, p, budget)?;
+        let mut forecast = Forecast::new(
+            b.predicted_return,
+            closes[closes.len() - 1],
+            b.confidence,
+            self.horizon(p),
+            ForecastDetails::Ensemble(details(&b, p, cached)),
         );
-        fields.insert("predicted_return".into(), json!(b.predicted_return));
-        fields.insert("current_price".into(), json!(current_price));
-        fields.insert("confidence".into(), json!(b.confidence));
-        fields.insert("model_type".into(), json!(NAME));
-        fields.insert(
-            "prediction_horizon".into(),
-            json!(format!("{}_period", p.horizon)),
-        );
-        fields.insert("model_weights".into(), json!(weights));
-        fields.insert("individual_predictions".into(), json!(individual));
-        fields.insert("ensemble_agreement".into(), json!(b.agreement));
-        fields.insert("models_used".into(), json!(used));
-        fields.insert("models_failed".into(), json!(failed));
-        fields.insert("adaptation_window".into(), json!(p.adaptation_window));
-        fields.insert("validation".into(), json!(b.validation));
-        fields.insert(
-            "fit".into(),
-            json!({
-                "cached": cached,
-                "closes_used": b.closes_used,
-                "training_rows": b.training_rows,
-                "training_seconds": b.training_seconds,
-                "params": p,
-            }),
-        );
-        Ok(fields)
+        forecast.validation = Some(b.validation.clone());
+        Ok(Prediction::Forecast(forecast))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn wavy(n: usize) -> Vec<f64> {
         (0..n)
@@ -560,15 +516,19 @@ mod tests {
 
     #[test]
     fn params_out_of_range_are_refused() {
+        let parse = |v: serde_json::Value| {
+            crate::models::params::parse::<EnsembleParams>(v.as_object().unwrap())
+        };
         for bad in [
             json!({"adaptation_window": 5}),
             json!({"horizon": 0}),
             json!({"prediction_horizon": "x_period"}),
             json!({"seed": -1}),
+            json!({"epochs": 3}),
         ] {
-            assert!(EnsembleParams::from_params(&bad).is_err(), "{bad}");
+            assert!(parse(bad.clone()).is_err(), "{bad}");
         }
-        let p = EnsembleParams::from_params(&json!({"prediction_horizon": "3_period"})).unwrap();
+        let p = parse(json!({"prediction_horizon": "3_period"})).unwrap();
         assert_eq!(p.horizon, 3);
     }
 }

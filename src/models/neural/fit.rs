@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::card::fingerprint;
 use super::metrics::{Calibration, HeldOut};
 use super::train::{train, TrainConfig, TrainReport};
 use super::windows::{windows, Window};
 use super::{Architecture, Network};
-use crate::models::gate::{closes_fingerprint, FitCache};
+use crate::models::fit_cache::{closes_fingerprint, FitCache};
 use crate::models::{Budget, ModelError};
 
 /// Limits on per-series fitting, from `[models]` in the config.
@@ -59,49 +58,6 @@ const MIN_TRAIN_WINDOWS: usize = 40;
 const MIN_VALIDATION_WINDOWS: usize = 10;
 
 impl FitParams {
-    /// Reads the fit params, defaulting to the pretrained network's window.
-    pub fn from_params(params: &Value, default_sequence_length: usize) -> Result<Self, ModelError> {
-        let int = |key: &str, default: usize, range: std::ops::RangeInclusive<usize>| match params
-            .get(key)
-        {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_u64()
-                .map(|n| n as usize)
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| {
-                    ModelError::InvalidInput(format!(
-                        "params.{key} must be an integer from {} to {}, got {v}",
-                        range.start(),
-                        range.end()
-                    ))
-                }),
-        };
-        let learning_rate = match params.get("learning_rate") {
-            None | Some(Value::Null) => 1e-3,
-            Some(v) => v
-                .as_f64()
-                .filter(|r| (1e-6..=0.1).contains(r))
-                .ok_or_else(|| {
-                    ModelError::InvalidInput(format!(
-                        "params.learning_rate must be a number from 1e-6 to 0.1, got {v}"
-                    ))
-                })?,
-        };
-        let horizon = match params.get("prediction_horizon") {
-            Some(Value::String(s)) if s == "1_period" => 1,
-            _ => int("prediction_horizon", 1, 1..=20)?,
-        };
-        Ok(FitParams {
-            sequence_length: int("sequence_length", default_sequence_length, 2..=250)?,
-            horizon,
-            epochs: int("epochs", 20, 1..=200)?,
-            learning_rate,
-            batch_size: int("batch_size", 64, 1..=1024)?,
-            seed: int("seed", 7, 0..=u32::MAX as usize)? as u64,
-        })
-    }
-
     /// Closes a fit of these params needs.
     pub fn min_closes(&self) -> usize {
         let windows = MIN_TRAIN_WINDOWS + MIN_VALIDATION_WINDOWS;
@@ -171,7 +127,7 @@ fn fit_series(
     params: &FitParams,
     budget: &Budget,
 ) -> Result<Fitted, ModelError> {
-    let failed = |e: candle_core::Error| ModelError::Failed(e.to_string());
+    let failed = |e: candle_core::Error| ModelError::internal("building the network", e);
     let all: Vec<Window> = windows(closes, params.sequence_length, params.horizon);
     let held = ((all.len() as f64 * VALIDATION_SHARE).ceil() as usize).max(MIN_VALIDATION_WINDOWS);
     let split = all.len().saturating_sub(held);
@@ -194,7 +150,7 @@ fn fit_series(
         train(&network, fit_set, validation_set, &cfg, budget).map_err(|e| {
             match budget.check() {
                 Err(why) => ModelError::stopped(&format!("fitting {model}"), why),
-                Ok(()) => ModelError::Failed(format!("training failed: {e}")),
+                Ok(()) => ModelError::Unfit(format!("training failed: {e}")),
             }
         })?;
     if report.best_epoch == 0 {
@@ -203,8 +159,8 @@ fn fit_series(
         )));
     }
     let forecasts =
-        super::pretrain::forecasts(&network, validation_set, params.horizon).map_err(failed)?;
-    let validation = super::pretrain::held_out(
+        super::metrics::forecasts(&network, validation_set, params.horizon).map_err(failed)?;
+    let validation = super::metrics::held_out(
         format!("last {} windows of the series", validation_set.len()),
         &forecasts,
     );
@@ -226,24 +182,4 @@ fn fit_series(
         calibration,
         fine_tuned,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fit_params_are_bounded() {
-        let p = FitParams::from_params(&serde_json::json!({"epochs": 5}), 20).unwrap();
-        assert_eq!((p.epochs, p.sequence_length, p.horizon), (5, 20, 1));
-        for bad in [
-            serde_json::json!({"epochs": 1_000_000_000u64}),
-            serde_json::json!({"epochs": 0}),
-            serde_json::json!({"sequence_length": 0}),
-            serde_json::json!({"learning_rate": -1.0}),
-            serde_json::json!({"batch_size": "big"}),
-        ] {
-            assert!(FitParams::from_params(&bad, 20).is_err(), "{bad}");
-        }
-    }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Forecast quality on data the model did not train on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeldOut {
     /// Dates the targets fall in, `YYYY-MM-DD..YYYY-MM-DD`.
     pub period: String,
@@ -94,6 +94,28 @@ impl Calibration {
         let bin = self.edges.iter().take_while(|&&edge| size > edge).count();
         self.hit_rates.get(bin).copied().unwrap_or(0.5)
     }
+}
+
+/// `(scaled output, predicted simple return, actual simple return)` per window.
+pub fn forecasts(
+    network: &super::Network,
+    windows: &[super::windows::Window],
+    horizon: usize,
+) -> candle_core::Result<Vec<(f64, f64, f64)>> {
+    let mut out = Vec::with_capacity(windows.len());
+    for chunk in windows.chunks(512) {
+        let inputs: Vec<&[f32]> = chunk.iter().map(|w| w.inputs.as_slice()).collect();
+        for (w, y) in chunk.iter().zip(network.predict(&inputs)?) {
+            let predicted = super::windows::unscale(y, w.scale, horizon).exp_m1();
+            out.push((f64::from(y), predicted, w.actual.exp_m1()));
+        }
+    }
+    Ok(out)
+}
+
+pub fn held_out(period: String, forecasts: &[(f64, f64, f64)]) -> HeldOut {
+    let pairs: Vec<(f64, f64)> = forecasts.iter().map(|&(_, p, a)| (p, a)).collect();
+    HeldOut::score(period, &pairs)
 }
 
 #[cfg(test)]

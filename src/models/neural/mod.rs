@@ -6,6 +6,7 @@ pub mod card;
 pub mod fit;
 pub mod lstm;
 pub mod metrics;
+pub mod params;
 pub mod predictor;
 pub mod pretrain;
 pub mod train;
@@ -19,6 +20,9 @@ use serde::{Deserialize, Serialize};
 
 pub use lstm::{Lstm, LstmConfig};
 pub use transformer::{Transformer, TransformerConfig};
+
+pub const LSTM: &str = "lstm_predictor";
+pub const TRANSFORMER: &str = "transformer_predictor";
 
 /// Which network, with its sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,16 +13,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde_json::{json, Map, Value};
 
 use super::card::ModelCard;
 use super::fit::{FitParams, FitPolicy, SeriesFitter};
+use super::params::NetworkParams;
 use super::windows::{latest, unscale};
 use super::{Architecture, Network};
-use crate::models::{Budget, InputType, ModelError, ModelInfo, ModelInput, Predictor};
+use crate::models::prediction::{NetworkDetails, SeriesFit};
+use crate::models::{
+    Ahead, Budget, Forecast, ForecastDetails, Horizon, InputType, Model, ModelError, ModelInfo,
+    ModelInput, Prediction,
+};
 
-pub const LSTM: &str = "lstm_predictor";
-pub const TRANSFORMER: &str = "transformer_predictor";
+pub use super::{LSTM, TRANSFORMER};
 
 /// A pretrained network and its card.
 pub struct NeuralPredictor {
@@ -39,22 +42,10 @@ const FIT_LOOKBACK: usize = 1000;
 fn infer(network: &Network, inputs: &[f32]) -> Result<f32, ModelError> {
     network
         .predict(&[inputs])
-        .map_err(|e| ModelError::Failed(format!("inference failed: {e}")))?
+        .map_err(|e| ModelError::internal("inference failed", e))?
         .first()
         .copied()
-        .ok_or_else(|| ModelError::Failed("the network returned no forecast".into()))
-}
-
-/// Whether the request asks for a fit to its own series.
-fn wants_fit(params: &Value) -> Result<bool, ModelError> {
-    match params.get("fit") {
-        Some(Value::String(s)) if s == "series" => Ok(true),
-        Some(Value::String(s)) if s == "pretrained" => Ok(false),
-        Some(other) => Err(ModelError::InvalidInput(format!(
-            "params.fit must be \"series\" or \"pretrained\", got {other}"
-        ))),
-        None => Ok(params.get("epochs").is_some_and(|v| !v.is_null())),
-    }
+        .ok_or_else(|| ModelError::Internal("the network returned no forecast".into()))
 }
 
 /// Where the pretrained weights live: `dir` if it holds them, else the
@@ -125,15 +116,14 @@ impl NeuralPredictor {
         self
     }
 
-    /// The network fitted (or a cached fit) to `closes` per `params`; the
-    /// bool says whether it came from the cache.
+    /// The network fitted (or a cached fit) to `closes` per `fp`; the bool
+    /// says whether it came from the cache.
     fn fit_to(
         &self,
         closes: &[f64],
-        params: &Value,
+        fp: &FitParams,
         budget: &Budget,
-    ) -> Result<(Arc<super::fit::Fitted>, FitParams, bool), ModelError> {
-        let fp = FitParams::from_params(params, self.sequence_length())?;
+    ) -> Result<(Arc<super::fit::Fitted>, bool), ModelError> {
         if closes.len() < fp.min_closes() {
             return Err(ModelError::InsufficientData(format!(
                 "fitting {} with sequence_length {} and horizon {} needs at least {} prices, got {}",
@@ -154,91 +144,86 @@ impl NeuralPredictor {
                 ..c.clone()
             }),
         };
-        let (fitted, cached) = self.fitter.fit(
+        self.fitter.fit(
             self.info.name,
             architecture,
             &self.network,
             closes,
-            &fp,
+            fp,
             budget,
-        )?;
-        Ok((fitted, fp, cached))
+        )
     }
 
     /// Fits (or reuses a fit of) the network to `closes` and forecasts from it.
     fn predict_fitted(
         &self,
         closes: &[f64],
-        params: &Value,
+        fp: &FitParams,
         budget: &Budget,
-    ) -> Result<Map<String, Value>, ModelError> {
-        let (fitted, fp, cached) = self.fit_to(closes, params, budget)?;
+    ) -> Result<Forecast, ModelError> {
+        let (fitted, cached) = self.fit_to(closes, fp, budget)?;
         let (inputs, scale) = latest(closes, fp.sequence_length)
-            .ok_or_else(|| ModelError::Failed("no window to forecast from".into()))?;
+            .ok_or_else(|| ModelError::Internal("no window to forecast from".into()))?;
         let output = infer(&fitted.network, &inputs)?;
-        let mut fields = self.forecast_fields(
+        let r = &fitted.report;
+        let fit = SeriesFit {
+            mode: "series",
+            fine_tuned_from_pretrained: fitted.fine_tuned,
+            cached,
+            epochs_run: r.epochs_run,
+            best_epoch: r.best_epoch,
+            stopped_early: r.stopped_early,
+            out_of_time: r.out_of_time,
+            training_seconds: r.seconds,
+            validation_loss: r.best_validation_loss(),
+            params: fitted.params.clone(),
+        };
+        let mut forecast = self.forecast(
             closes,
             output,
             unscale(output, scale, fp.horizon).exp_m1(),
             fitted.calibration.confidence(f64::from(output)),
-            fp.sequence_length,
-            fp.horizon,
+            fp,
+            Some(fit),
         )?;
-        fields.insert("model_version".into(), json!(fitted.version));
-        fields.insert("validation".into(), json!(fitted.validation));
-        let r = &fitted.report;
-        fields.insert(
-            "fit".into(),
-            json!({
-                "mode": "series",
-                "fine_tuned_from_pretrained": fitted.fine_tuned,
-                "cached": cached,
-                "epochs_run": r.epochs_run,
-                "best_epoch": r.best_epoch,
-                "stopped_early": r.stopped_early,
-                "out_of_time": r.out_of_time,
-                "training_seconds": r.seconds,
-                "validation_loss": r.best_validation_loss(),
-                "params": fitted.params,
-            }),
-        );
-        Ok(fields)
+        forecast.model_version = Some(fitted.version.clone());
+        forecast.validation = Some(fitted.validation.clone());
+        Ok(forecast)
     }
 
-    /// The contract's forecast fields.
-    fn forecast_fields(
+    /// The forecast from the network's output for the latest window.
+    fn forecast(
         &self,
         closes: &[f64],
         output: f32,
         predicted_return: f64,
         confidence: f64,
-        sequence_length: usize,
-        horizon: usize,
-    ) -> Result<Map<String, Value>, ModelError> {
+        fp: &FitParams,
+        fit: Option<SeriesFit>,
+    ) -> Result<Forecast, ModelError> {
         if !predicted_return.is_finite() || !output.is_finite() {
-            return Err(ModelError::Failed(
+            return Err(ModelError::Internal(
                 "the network produced a non-finite forecast".into(),
             ));
         }
+        let attention_heads = match &self.card.architecture {
+            Architecture::Transformer(cfg) => Some(cfg.attention_heads),
+            Architecture::Lstm(_) => None,
+        };
+        let horizon = Horizon::new(fp.horizon).unwrap_or(Horizon::ONE);
+        let details = ForecastDetails::Network(NetworkDetails {
+            sequence_length: fp.sequence_length,
+            attention_heads,
+            fit,
+        });
         let current_price = closes[closes.len() - 1];
-        let mut fields = Map::new();
-        fields.insert(
-            "predicted_price".into(),
-            json!(current_price * (1.0 + predicted_return)),
-        );
-        fields.insert("predicted_return".into(), json!(predicted_return));
-        fields.insert("current_price".into(), json!(current_price));
-        fields.insert("confidence".into(), json!(confidence));
-        fields.insert("model_type".into(), json!(self.info.name));
-        fields.insert(
-            "prediction_horizon".into(),
-            json!(format!("{horizon}_period")),
-        );
-        fields.insert("sequence_length".into(), json!(sequence_length));
-        if let Architecture::Transformer(cfg) = &self.card.architecture {
-            fields.insert("attention_heads".into(), json!(cfg.attention_heads));
-        }
-        Ok(fields)
+        Ok(Forecast::new(
+            predicted_return,
+            current_price,
+            confidence,
+            horizon,
+            details,
+        ))
     }
 
     pub fn card(&self) -> &ModelCard {
@@ -253,42 +238,16 @@ impl NeuralPredictor {
         self.card.architecture.sequence_length()
     }
 
-    /// Checks params this pretrained network can honour.
-    fn check_params(&self, params: &Value) -> Result<(), ModelError> {
-        let t = self.sequence_length();
-        if let Some(v) = params.get("sequence_length") {
-            match v.as_u64() {
-                Some(n) if n as usize == t => {}
-                Some(0) => {
-                    return Err(ModelError::InvalidInput(
-                        "params.sequence_length must be at least 1".into(),
-                    ))
-                }
-                Some(n) => {
-                    return Err(ModelError::InvalidInput(format!(
-                        "params.sequence_length {n}: the pretrained {} reads {t} returns; other lengths need params.fit = \"series\"",
-                        self.info.name
-                    )))
-                }
-                None => {
-                    return Err(ModelError::InvalidInput(
-                        "params.sequence_length must be a positive integer".into(),
-                    ))
-                }
-            }
+    /// The params of the pretrained network: its own window and horizon.
+    fn pretrained(&self) -> FitParams {
+        FitParams {
+            sequence_length: self.sequence_length(),
+            horizon: self.card.horizon,
+            epochs: 0,
+            learning_rate: 0.0,
+            batch_size: 0,
+            seed: self.card.training.seed,
         }
-        for key in ["prediction_horizon", "horizon"] {
-            if let Some(v) = params.get(key) {
-                let one = v.as_u64() == Some(1) || v.as_str() == Some("1_period");
-                if !one {
-                    return Err(ModelError::InvalidInput(format!(
-                        "params.{key} {v}: the pretrained {} forecasts 1 period ahead; other horizons need params.fit = \"series\"",
-                        self.info.name
-                    )));
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -315,7 +274,7 @@ fn forecasts_at(
     let inputs: Vec<&[f32]> = windows.iter().map(|(w, _)| w.as_slice()).collect();
     let outputs = network
         .predict(&inputs)
-        .map_err(|e| ModelError::Failed(format!("inference failed: {e}")))?;
+        .map_err(|e| ModelError::internal("inference failed", e))?;
     Ok(outputs
         .iter()
         .zip(&windows)
@@ -323,24 +282,58 @@ fn forecasts_at(
         .collect())
 }
 
-impl Predictor for NeuralPredictor {
+impl Model for NeuralPredictor {
+    type Params = NetworkParams;
+
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
+    /// The pretrained network reads its own window and forecasts one
+    /// period; anything else needs a fit.
+    fn check(&self, params: &NetworkParams) -> Result<(), ModelError> {
+        if params.fits() {
+            return params.fit_params(self.sequence_length()).map(|_| ());
+        }
+        let t = self.sequence_length();
+        if let Some(n) = params.sequence_length.map(|n| n.get()).filter(|n| *n != t) {
+            return Err(ModelError::InvalidInput(format!(
+                "params.sequence_length {n}: the pretrained {} reads {t} returns; other lengths need params.fit = \"series\"",
+                self.info.name
+            )));
+        }
+        if let Some((key, h)) = params.given_horizon().filter(|(_, h)| h.periods() != 1) {
+            return Err(ModelError::InvalidInput(format!(
+                "params.{key} {h}: the pretrained {} forecasts 1 period ahead; other horizons need params.fit = \"series\"",
+                self.info.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn lookback(&self, params: &NetworkParams) -> usize {
+        if params.fits() {
+            FIT_LOOKBACK
+        } else {
+            self.sequence_length() + 1
+        }
+    }
+
+    fn horizon(&self, params: &NetworkParams) -> Horizon {
+        params.given_horizon().map_or(Horizon::ONE, |(_, h)| h)
+    }
+
     fn forecast_ahead(
         &self,
-        closes: &[f64],
-        fit_at: usize,
-        at: Range<usize>,
-        params: &Value,
+        Ahead { closes, fit_at, at }: Ahead<'_>,
+        params: &NetworkParams,
         budget: &Budget,
     ) -> Result<Vec<f64>, ModelError> {
-        if wants_fit(params)? {
-            let (fitted, fp, _) = self.fit_to(&closes[..=fit_at], params, budget)?;
+        if params.fits() {
+            let fp = params.fit_params(self.sequence_length())?;
+            let (fitted, _) = self.fit_to(&closes[..=fit_at], &fp, budget)?;
             return forecasts_at(&fitted.network, closes, fp.sequence_length, fp.horizon, at);
         }
-        self.check_params(params)?;
         forecasts_at(
             &self.network,
             closes,
@@ -350,26 +343,20 @@ impl Predictor for NeuralPredictor {
         )
     }
 
-    fn lookback(&self, params: &Value) -> usize {
-        match wants_fit(params) {
-            Ok(true) => FIT_LOOKBACK,
-            _ => self.sequence_length() + 1,
-        }
-    }
-
     fn predict(
         &self,
         input: &ModelInput,
-        params: &Value,
+        params: &NetworkParams,
         budget: &Budget,
-    ) -> Result<Map<String, Value>, ModelError> {
-        let series = input.series()?;
-        if wants_fit(params)? {
-            return self.predict_fitted(series.closes(), params, budget);
+    ) -> Result<Prediction, ModelError> {
+        let closes = input.series()?.closes();
+        if params.fits() {
+            let fp = params.fit_params(self.sequence_length())?;
+            return self
+                .predict_fitted(closes, &fp, budget)
+                .map(Prediction::Forecast);
         }
-        self.check_params(params)?;
         let t = self.sequence_length();
-        let closes = series.closes();
         let (inputs, scale) = latest(closes, t).ok_or_else(|| {
             ModelError::InsufficientData(format!(
                 "{} needs at least {} prices ({t} returns), got {}",
@@ -379,17 +366,17 @@ impl Predictor for NeuralPredictor {
             ))
         })?;
         let output = infer(&self.network, &inputs)?;
-        let mut fields = self.forecast_fields(
+        let mut forecast = self.forecast(
             closes,
             output,
             unscale(output, scale, self.card.horizon).exp_m1(),
             self.card.calibration.confidence(f64::from(output)),
-            t,
-            self.card.horizon,
+            &self.pretrained(),
+            None,
         )?;
-        fields.insert("model_version".into(), json!(self.card.version));
-        fields.insert("validation".into(), json!(self.card.test));
-        Ok(fields)
+        forecast.model_version = Some(self.card.version.clone());
+        forecast.validation = Some(self.card.test.clone());
+        Ok(Prediction::Forecast(forecast))
     }
 }
 
@@ -438,10 +425,10 @@ mod tests {
         let falling: Vec<f64> = (0..30).map(|i| 100.0 * 0.99f64.powi(i)).collect();
         let forecast = |closes: Vec<f64>| {
             let input = ModelInput::Series(crate::models::PriceSeries::new(closes).unwrap());
-            p.predict(&input, &Value::Null, &Budget::unlimited())
-                .unwrap()["predicted_return"]
-                .as_f64()
-                .unwrap()
+            let made = p
+                .predict(&input, &NetworkParams::default(), &Budget::unlimited())
+                .unwrap();
+            made.forecast().unwrap().predicted_return
         };
         assert_ne!(forecast(calm), forecast(falling));
     }

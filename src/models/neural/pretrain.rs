@@ -14,9 +14,9 @@ use std::time::Instant;
 use chrono::NaiveDate;
 
 use super::card::{fingerprint, DataSplit, ModelCard};
-use super::metrics::{Calibration, HeldOut};
+use super::metrics::{forecasts, held_out, Calibration};
 use super::train::{train, TrainConfig};
-use super::windows::{unscale, windows, Window};
+use super::windows::{windows, Window};
 use super::{Architecture, LstmConfig, Network, TransformerConfig};
 use crate::market::dataset::PriceTable;
 
@@ -39,7 +39,7 @@ pub struct Plan {
 pub fn plans() -> Vec<Plan> {
     vec![
         Plan {
-            model: super::predictor::LSTM,
+            model: super::LSTM,
             architecture: Architecture::Lstm(LstmConfig::default()),
             training: TrainConfig {
                 max_epochs: 20,
@@ -48,7 +48,7 @@ pub fn plans() -> Vec<Plan> {
             stride: 2,
         },
         Plan {
-            model: super::predictor::TRANSFORMER,
+            model: super::TRANSFORMER,
             architecture: Architecture::Transformer(TransformerConfig::default()),
             training: TrainConfig {
                 max_epochs: 12,
@@ -115,28 +115,6 @@ fn pooled(
                 .step_by(stride)
         })
         .collect()
-}
-
-/// `(scaled output, predicted simple return, actual simple return)` per window.
-pub fn forecasts(
-    network: &Network,
-    windows: &[Window],
-    horizon: usize,
-) -> candle_core::Result<Vec<(f64, f64, f64)>> {
-    let mut out = Vec::with_capacity(windows.len());
-    for chunk in windows.chunks(512) {
-        let inputs: Vec<&[f32]> = chunk.iter().map(|w| w.inputs.as_slice()).collect();
-        for (w, y) in chunk.iter().zip(network.predict(&inputs)?) {
-            let predicted = unscale(y, w.scale, horizon).exp_m1();
-            out.push((f64::from(y), predicted, w.actual.exp_m1()));
-        }
-    }
-    Ok(out)
-}
-
-pub fn held_out(period: String, forecasts: &[(f64, f64, f64)]) -> HeldOut {
-    let pairs: Vec<(f64, f64)> = forecasts.iter().map(|&(_, p, a)| (p, a)).collect();
-    HeldOut::score(period, &pairs)
 }
 
 /// Trains one plan and writes `<model>.safetensors` and `<model>.json` to `out`.

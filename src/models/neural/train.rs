@@ -1,71 +1,14 @@
-//! Training: AdamW on mini-batches, MSE on scaled targets, global gradient
-//! clipping, early stopping on a chronologically later validation set, and a
-//! seeded batch order, so the same seed, data and thread count give the same
-//! weights. A budget stops it between batches: out of time keeps the best
-//! epoch so far; cancelled is an error.
-
-use std::time::Instant;
+//! Training a network on windows of returns: MSE on scaled targets, with
+//! early stopping on a chronologically later validation set, by the shared
+//! training loop ([`crate::models::training`]).
 
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 
 use super::windows::Window;
 use super::Network;
-use crate::models::budget::{Budget, Stopped};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub max_epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    /// Epochs without a better validation loss before stopping.
-    pub patience: usize,
-    /// Largest global gradient norm; larger gradients are scaled down.
-    pub clip_norm: f64,
-    pub seed: u64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            max_epochs: 30,
-            batch_size: 64,
-            learning_rate: 1e-3,
-            weight_decay: 0.01,
-            patience: 4,
-            clip_norm: 1.0,
-            seed: 7,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainReport {
-    /// Mean training loss per epoch.
-    pub train_loss: Vec<f64>,
-    /// Validation loss before training and after each epoch.
-    pub validation_loss: Vec<f64>,
-    /// The epoch whose weights were kept (at least 1).
-    pub best_epoch: usize,
-    pub epochs_run: usize,
-    pub stopped_early: bool,
-    /// True when the time budget ended training.
-    pub out_of_time: bool,
-    pub seconds: f64,
-}
-
-impl TrainReport {
-    pub fn initial_validation_loss(&self) -> f64 {
-        self.validation_loss[0]
-    }
-    pub fn best_validation_loss(&self) -> f64 {
-        self.validation_loss[self.best_epoch]
-    }
-}
+use crate::models::budget::Budget;
+use crate::models::training::{self, Objective};
+pub use crate::models::training::{TrainConfig, TrainReport};
 
 /// Inputs `[N, T, 1]` and targets `[N, 1]` of some windows.
 fn batch(windows: &[&Window]) -> candle_core::Result<(Tensor, Tensor)> {
@@ -97,33 +40,36 @@ pub fn loss_on(
     Ok(total / windows.len().max(1) as f64)
 }
 
-/// Scales the gradients down to a global norm of `max_norm`.
-fn clip_gradients(
-    grads: &mut candle_core::backprop::GradStore,
-    vars: &[candle_core::Var],
-    max_norm: f64,
-) -> candle_core::Result<()> {
-    let mut sum_sq = 0.0f64;
-    for var in vars {
-        if let Some(g) = grads.get(var.as_tensor()) {
-            sum_sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
-        }
+/// Windows of one series as the training loop sees them.
+struct WindowObjective<'a> {
+    network: &'a Network,
+    train: &'a [Window],
+    validation: &'a [Window],
+    batch_size: usize,
+}
+
+impl Objective for WindowObjective<'_> {
+    fn vars(&self) -> Vec<candle_core::Var> {
+        self.network.vars()
     }
-    let norm = sum_sq.sqrt();
-    if norm > max_norm && norm.is_finite() {
-        let factor = max_norm / norm;
-        for var in vars {
-            if let Some(g) = grads.remove(var.as_tensor()) {
-                grads.insert(var.as_tensor(), (g * factor)?);
-            }
-        }
+
+    fn training_rows(&self) -> usize {
+        self.train.len()
     }
-    Ok(())
+
+    fn batch_loss(&self, rows: &[usize]) -> candle_core::Result<Tensor> {
+        let refs: Vec<&Window> = rows.iter().map(|&i| &self.train[i]).collect();
+        let (xs, ys) = batch(&refs)?;
+        candle_nn::loss::mse(&self.network.forward(&xs)?, &ys)
+    }
+
+    fn validation_loss(&self) -> candle_core::Result<Option<f64>> {
+        loss_on(self.network, self.validation, self.batch_size).map(Some)
+    }
 }
 
 /// Trains `network` on `train`, keeping the weights of the epoch with the
-/// lowest loss on `validation`. Stops when `budget` runs out (keeping the
-/// best so far), or fails when it is cancelled.
+/// lowest loss on `validation`, by the shared training loop.
 pub fn train(
     network: &Network,
     train: &[Window],
@@ -134,71 +80,13 @@ pub fn train(
     if train.is_empty() || validation.is_empty() {
         candle_core::bail!("training needs both training and validation windows");
     }
-    let started = Instant::now();
-    let vars = network.vars();
-    let mut optimizer = AdamW::new(
-        vars.clone(),
-        ParamsAdamW {
-            lr: cfg.learning_rate,
-            weight_decay: cfg.weight_decay,
-            ..Default::default()
-        },
-    )?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut report = TrainReport {
-        train_loss: Vec::new(),
-        validation_loss: vec![loss_on(network, validation, cfg.batch_size)?],
-        best_epoch: 0,
-        epochs_run: 0,
-        stopped_early: false,
-        out_of_time: false,
-        seconds: 0.0,
+    let objective = WindowObjective {
+        network,
+        train,
+        validation,
+        batch_size: cfg.batch_size,
     };
-    let mut best: Vec<Tensor> = snapshot(&vars)?;
-    'epochs: for epoch in 1..=cfg.max_epochs {
-        order.shuffle(&mut rng);
-        let mut epoch_loss = 0.0;
-        for chunk in order.chunks(cfg.batch_size.max(1)) {
-            match budget.check() {
-                Ok(()) => {}
-                Err(Stopped::OutOfTime) => {
-                    report.out_of_time = true;
-                    break 'epochs;
-                }
-                Err(why @ Stopped::Cancelled) => candle_core::bail!("training {why}"),
-            }
-            let refs: Vec<&Window> = chunk.iter().map(|&i| &train[i]).collect();
-            let (xs, ys) = batch(&refs)?;
-            let loss = candle_nn::loss::mse(&network.forward(&xs)?, &ys)?;
-            epoch_loss += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
-            let mut grads = loss.backward()?;
-            clip_gradients(&mut grads, &vars, cfg.clip_norm)?;
-            optimizer.step(&grads)?;
-        }
-        report.epochs_run = epoch;
-        report.train_loss.push(epoch_loss / train.len() as f64);
-        let validation_loss = loss_on(network, validation, cfg.batch_size)?;
-        report.validation_loss.push(validation_loss);
-        // The best trained epoch, even if none beats the untrained start:
-        // a network is never served untrained.
-        if report.best_epoch == 0 || validation_loss < report.best_validation_loss() {
-            report.best_epoch = epoch;
-            best = snapshot(&vars)?;
-        } else if epoch - report.best_epoch >= cfg.patience {
-            report.stopped_early = true;
-            break;
-        }
-    }
-    for (var, value) in vars.iter().zip(&best) {
-        var.set(value)?;
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
-}
-
-fn snapshot(vars: &[candle_core::Var]) -> candle_core::Result<Vec<Tensor>> {
-    vars.iter().map(|v| v.as_tensor().copy()).collect()
+    training::train(&objective, cfg, budget)
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
-//! Bounded concurrency for expensive fits: at most `concurrency` run, at
-//! most `queue` wait, the rest are turned away (and answered 503 busy); and
-//! the cache of fits in front of it. A waiter whose budget ends leaves the
-//! queue.
+//! The cache of expensive fits and the bounded concurrency behind it: at
+//! most `concurrency` fits run and `queue` wait, the rest are turned away
+//! (and answered 503 busy); a waiter whose budget ends leaves the queue.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;

@@ -1,0 +1,25 @@
+//! What every handler may reach: the services, behind one cheap clone.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::auth::Access;
+use crate::catalog::{Catalog, SubscriptionStore};
+use crate::config::Settings;
+use crate::forecast::backtest::BacktestService;
+use crate::forecast::ForecastService;
+use crate::market::DataManager;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub market: Arc<DataManager>,
+    pub forecasts: Arc<ForecastService>,
+    pub backtests: Arc<BacktestService>,
+    pub catalog: Arc<Catalog>,
+    pub subscriptions: SubscriptionStore,
+    /// API keys and per-caller rate limits.
+    pub access: Arc<Access>,
+    /// Set once data is loaded; read by `/readyz`.
+    pub ready: Arc<AtomicBool>,
+}

@@ -1,0 +1,264 @@
+//! A model's input, from the request's prices or from the data layer:
+//! checked closes (finite, in range, no absurd moves) for one series or
+//! several, and where they came from.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::market::{DataManager, History, Interval, MarketError, Span};
+use crate::models::{InputType, ModelInput, PriceSeries, Run, SeriesError};
+
+/// Symbols whose history is fetched at once for one request.
+const FETCH_CONCURRENCY: usize = 8;
+
+/// Caps on what one request may send or ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct InputLimits {
+    pub max_prices_per_series: usize,
+    pub max_series: usize,
+}
+
+/// Prices a request sent or named.
+#[derive(Debug, Clone, Default)]
+pub struct PriceRequest {
+    pub symbol: Option<String>,
+    pub price_data: Option<Value>,
+}
+
+/// A model's input and where it came from.
+pub struct Resolved {
+    pub input: ModelInput,
+    /// `request`, or the provider(s) that supplied the prices.
+    pub data_source: String,
+    /// Date of the newest bar, when prices came from the data layer.
+    pub as_of: Option<NaiveDate>,
+    /// Age of the oldest last-good answer used, when a provider was down.
+    pub stale_age: Option<Duration>,
+}
+
+/// The outcome of fetching a symbol's history once for several models.
+pub type Prefetched = Result<History, MarketError>;
+
+/// The input of `run` for `request`: its own prices, or a symbol's (or
+/// several's) from the data layer, `prefetched` when a batch fetched them.
+pub async fn resolve(
+    market: &DataManager,
+    limits: &InputLimits,
+    run: &dyn Run,
+    request: &PriceRequest,
+    prefetched: Option<&Prefetched>,
+) -> Result<Resolved, ApiError> {
+    let lookback = run.lookback().clamp(1, limits.max_prices_per_series);
+    match run.info().input_type {
+        InputType::PriceSeries => {
+            if let Some(data) = &request.price_data {
+                let series = series_from_json("price_data", data, limits)?;
+                return Ok(from_request(ModelInput::Series(series)));
+            }
+            let symbol = request.symbol.as_deref().ok_or_else(|| {
+                ApiError::invalid("send price_data (closes, oldest first) or a symbol")
+            })?;
+            let history = match prefetched {
+                Some(Ok(history)) => history.last(lookback),
+                Some(Err(e)) => return Err(e.clone().into()),
+                None => {
+                    market
+                        .history(symbol, Span::LastBars(lookback), Interval::Daily)
+                        .await?
+                }
+            };
+            Ok(Resolved {
+                input: ModelInput::Series(provided_series(
+                    symbol,
+                    &history.provider,
+                    history.closes(),
+                )?),
+                as_of: history.as_of(),
+                stale_age: history.stale_age,
+                data_source: history.provider,
+            })
+        }
+        InputType::MultiSeries => {
+            let wanted = requested_symbols(run.assets(), limits)?;
+            match &request.price_data {
+                Some(data) => assets_from_json(data, wanted, limits).map(from_request),
+                None => {
+                    let symbols = wanted.ok_or_else(|| {
+                        ApiError::invalid("send price_data as {symbol: [closes]} or params.symbols")
+                    })?;
+                    fetch_assets(market, &symbols, lookback).await
+                }
+            }
+        }
+    }
+}
+
+fn from_request(input: ModelInput) -> Resolved {
+    Resolved {
+        input,
+        data_source: "request".into(),
+        as_of: None,
+        stale_age: None,
+    }
+}
+
+/// The assets a multi-series request names, within the cap.
+fn requested_symbols(
+    named: Option<&[String]>,
+    limits: &InputLimits,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(symbols) = named else {
+        return Ok(None);
+    };
+    if symbols.len() > limits.max_series {
+        return Err(ApiError::invalid(format!(
+            "params.symbols: {} given, at most {}",
+            symbols.len(),
+            limits.max_series
+        )));
+    }
+    Ok(Some(symbols.to_vec()))
+}
+
+/// `price_data` as `{symbol: [closes]}`, in the order `wanted` names (or
+/// its own).
+fn assets_from_json(
+    data: &Value,
+    wanted: Option<Vec<String>>,
+    limits: &InputLimits,
+) -> Result<ModelInput, ApiError> {
+    let Value::Object(map) = data else {
+        return Err(ApiError::invalid(
+            "price_data must be an object of symbol -> closes for this model",
+        ));
+    };
+    if map.len() > limits.max_series {
+        return Err(ApiError::invalid(format!(
+            "price_data: {} series given, at most {}",
+            map.len(),
+            limits.max_series
+        )));
+    }
+    let order: Vec<String> = wanted.unwrap_or_else(|| map.keys().cloned().collect());
+    let mut assets = Vec::with_capacity(order.len());
+    for symbol in order {
+        let data = map.get(&symbol).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "params.symbols names {symbol:?}, which price_data lacks"
+            ))
+        })?;
+        let series = series_from_json(&format!("price_data.{symbol}"), data, limits)?;
+        assets.push((symbol, series));
+    }
+    Ok(ModelInput::Assets(assets))
+}
+
+/// Each symbol's history, fetched side by side (bounded); every symbol
+/// that fails is named.
+pub async fn fetch_histories(
+    market: &DataManager,
+    symbols: &[String],
+    bars: usize,
+) -> Result<Vec<(String, History)>, ApiError> {
+    let fetches = symbols.iter().cloned().map(|symbol| async move {
+        let history = market
+            .history(&symbol, Span::LastBars(bars), Interval::Daily)
+            .await;
+        (symbol, history)
+    });
+    let fetched: Vec<(String, Result<History, MarketError>)> = futures::stream::iter(fetches)
+        .buffered(FETCH_CONCURRENCY)
+        .collect()
+        .await;
+    let mut histories = Vec::with_capacity(fetched.len());
+    let mut failed = Vec::new();
+    for (symbol, history) in fetched {
+        match history {
+            Ok(h) => histories.push((symbol, h)),
+            Err(e) => failed.push((symbol, ApiError::from(e))),
+        }
+    }
+    if failed.is_empty() {
+        Ok(histories)
+    } else {
+        Err(ApiError::of_symbols(failed))
+    }
+}
+
+async fn fetch_assets(
+    market: &DataManager,
+    symbols: &[String],
+    bars: usize,
+) -> Result<Resolved, ApiError> {
+    let histories = fetch_histories(market, symbols, bars).await?;
+    let mut providers: Vec<String> = Vec::new();
+    let (mut as_of, mut stale_age) = (None, None);
+    let mut assets = Vec::with_capacity(histories.len());
+    for (symbol, history) in histories {
+        if !providers.contains(&history.provider) {
+            providers.push(history.provider.clone());
+        }
+        as_of = as_of.max(history.as_of());
+        stale_age = stale_age.max(history.stale_age);
+        let series = provided_series(&symbol, &history.provider, history.closes())?;
+        assets.push((symbol, series));
+    }
+    Ok(Resolved {
+        input: ModelInput::Assets(assets),
+        data_source: providers.join(","),
+        as_of,
+        stale_age,
+    })
+}
+
+/// Closes a provider sent for `symbol`, refused (as the provider's fault)
+/// when no model should see them.
+pub fn provided_series(
+    symbol: &str,
+    provider: &str,
+    closes: Vec<f64>,
+) -> Result<PriceSeries, ApiError> {
+    PriceSeries::new(closes).map_err(|e| {
+        ApiError::new(
+            crate::error::ErrorCode::UpstreamUnavailable,
+            format!("{provider} sent unusable prices for {symbol}: {e}"),
+        )
+    })
+}
+
+/// A JSON array of closes, checked: numbers only, within the cap, each
+/// finite, in range and no absurd move from the one before.
+fn series_from_json(
+    field: &str,
+    value: &Value,
+    limits: &InputLimits,
+) -> Result<PriceSeries, ApiError> {
+    let Value::Array(items) = value else {
+        return Err(ApiError::invalid(format!(
+            "{field} must be an array of prices"
+        )));
+    };
+    if items.len() > limits.max_prices_per_series {
+        return Err(ApiError::invalid(format!(
+            "{field}: {} prices given, at most {} per series",
+            items.len(),
+            limits.max_prices_per_series
+        )));
+    }
+    let closes = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_f64()
+                .ok_or_else(|| ApiError::invalid(format!("{field}[{i}] is {v}, not a number")))
+        })
+        .collect::<Result<Vec<f64>, _>>()?;
+    PriceSeries::new(closes).map_err(|e| match e {
+        SeriesError::Empty => ApiError::invalid(format!("{field} is empty")),
+        other => ApiError::invalid(format!("{field}{other}")),
+    })
+}

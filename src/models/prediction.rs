@@ -1,0 +1,198 @@
+//! What a model answers: a forecast of one price series, or an allocation
+//! over several. These are serialised as they are into the contract's
+//! answer (the API adds the fields every answer has), so their field names
+//! are the contract's and their schema is the published one.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::ensemble::params::EnsembleParams;
+use super::neural::fit::FitParams;
+use super::neural::metrics::HeldOut;
+use super::params::Horizon;
+use super::portfolio::{Annualized, CovarianceEstimator, Method, SolverInfo};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Prediction {
+    Forecast(Forecast),
+    Allocation(Allocation),
+}
+
+impl Prediction {
+    pub fn forecast(&self) -> Option<&Forecast> {
+        match self {
+            Prediction::Forecast(f) => Some(f),
+            Prediction::Allocation(_) => None,
+        }
+    }
+}
+
+/// A forecast of the return `horizon` periods after the last close.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Forecast {
+    /// The last close x (1 + `predicted_return`).
+    pub predicted_price: f64,
+    /// A fraction, over the horizon.
+    pub predicted_return: f64,
+    /// The last close.
+    pub current_price: f64,
+    /// 0..1, measured (see README).
+    pub confidence: f64,
+    /// `"<n>_period"`.
+    #[serde(rename = "prediction_horizon", serialize_with = "horizon_label")]
+    #[schema(value_type = String, example = "1_period")]
+    pub horizon: Horizon,
+    /// The weights that made it, when they have a version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    /// Held-out figures behind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<HeldOut>,
+    #[serde(flatten)]
+    pub details: ForecastDetails,
+}
+
+impl Forecast {
+    /// A forecast of `predicted_return` from `current_price`.
+    pub fn new(
+        predicted_return: f64,
+        current_price: f64,
+        confidence: f64,
+        horizon: Horizon,
+        details: ForecastDetails,
+    ) -> Self {
+        Forecast {
+            predicted_price: current_price * (1.0 + predicted_return),
+            predicted_return,
+            current_price,
+            confidence,
+            horizon,
+            model_version: None,
+            validation: None,
+            details,
+        }
+    }
+}
+
+fn horizon_label<S: serde::Serializer>(h: &Horizon, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&h.label())
+}
+
+/// What a forecaster adds to its forecast.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ForecastDetails {
+    Network(NetworkDetails),
+    Ensemble(EnsembleDetails),
+    /// A model outside this crate (a test double, say) reporting its own
+    /// extra fields.
+    Reported(Reported),
+}
+
+/// Fields a model outside this crate reports for itself.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct Reported(pub Map<String, Value>);
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NetworkDetails {
+    /// Returns the network reads.
+    pub sequence_length: usize,
+    /// The Transformer's heads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention_heads: Option<usize>,
+    /// How the network was fitted to the request's own series, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit: Option<SeriesFit>,
+}
+
+/// A fit of a network to the request's series.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeriesFit {
+    /// Always `series`.
+    pub mode: &'static str,
+    pub fine_tuned_from_pretrained: bool,
+    pub cached: bool,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    pub out_of_time: bool,
+    pub training_seconds: f64,
+    pub validation_loss: f64,
+    #[schema(value_type = Object)]
+    pub params: FitParams,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EnsembleDetails {
+    /// Every learner's weight (0 for one that failed).
+    pub model_weights: BTreeMap<&'static str, f64>,
+    /// Each learner's forecast return.
+    pub individual_predictions: BTreeMap<&'static str, f64>,
+    /// 0..1: 1 when the learners agree exactly.
+    pub ensemble_agreement: f64,
+    /// Learners with a weight above 0.
+    pub models_used: Vec<&'static str>,
+    pub models_failed: Vec<FailedLearner>,
+    pub adaptation_window: usize,
+    pub fit: EnsembleFit,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FailedLearner {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EnsembleFit {
+    pub cached: bool,
+    pub closes_used: usize,
+    pub training_rows: usize,
+    pub training_seconds: f64,
+    #[schema(value_type = Object)]
+    pub params: EnsembleParams,
+}
+
+/// Weights over several assets.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Allocation {
+    Optimised(OptimisedAllocation),
+    /// A model outside this crate reporting its own fields.
+    Reported(Reported),
+}
+
+/// The optimiser's portfolio; per-period figures are daily.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OptimisedAllocation {
+    /// Symbol -> weight, summing to 1.
+    pub allocation: BTreeMap<String, f64>,
+    /// Symbol -> share of portfolio variance.
+    pub risk_contributions: BTreeMap<String, f64>,
+    pub expected_return: f64,
+    pub expected_volatility: f64,
+    /// Per period, from the sample mean and covariance.
+    pub sharpe_ratio: f64,
+    #[schema(value_type = String)]
+    pub optimization_method: Method,
+    pub rebalance_needed: bool,
+    pub transaction_costs: f64,
+    pub turnover: f64,
+    pub diversification_ratio: f64,
+    #[schema(value_type = Object)]
+    pub annualized: Annualized,
+    #[schema(value_type = Object)]
+    pub solver: SolverInfo,
+    /// Return observations used.
+    pub observations: usize,
+    #[schema(value_type = String)]
+    pub covariance: CovarianceEstimator,
+    /// Per period.
+    pub risk_free_rate: f64,
+}
