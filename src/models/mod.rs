@@ -11,6 +11,7 @@ pub mod budget;
 pub mod ensemble;
 pub mod evaluation;
 pub mod fit_cache;
+pub mod interval;
 pub mod neural;
 pub mod optimizer;
 pub mod params;
@@ -20,6 +21,7 @@ pub mod rebalance;
 pub mod series;
 pub mod tracking;
 pub mod training;
+pub mod volatility;
 pub mod walkforward;
 
 use std::collections::BTreeMap;
