@@ -25,6 +25,7 @@ fn forecast(i: u64) -> Forecast {
         current_price: 100.0,
         predicted_return: 0.001,
         confidence: 0.5,
+        interval: None,
     }
 }
 

@@ -167,7 +167,24 @@ fn evaluate(
         );
     }
     evaluations.extend(ensemble);
-    std::fs::write(out, evaluation::report(&evaluations))
+
+    // The volatility models: the served default, and the asymmetric, fat-tailed variant.
+    use tickcast::models::volatility::{Distribution, GarchSpec, Mean, Model};
+    let mut volatility = Vec::new();
+    for spec in [
+        GarchSpec::default(),
+        GarchSpec::new(Model::Gjr, Distribution::StudentT, Mean::Constant),
+    ] {
+        let per_stock =
+            evaluation::volatility::evaluate_stocks(&table, spec, &|line| eprintln!("{line}"))?;
+        let summary = evaluation::volatility::VolatilitySummary::of(spec, &per_stock);
+        eprintln!(
+            "{}: QLIKE {:.4} vs EWMA {:.4} vs 21-day {:.4}",
+            summary.spec, summary.qlike.model, summary.qlike.ewma, summary.qlike.realised_21d
+        );
+        volatility.push((summary, per_stock));
+    }
+    std::fs::write(out, evaluation::report(&evaluations, &volatility))
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
     eprintln!("wrote {}", out.display());
 
@@ -192,7 +209,12 @@ fn evaluate(
             evaluation::ModelMeasurement {
                 version: e.version.clone(),
                 held_out: Some(evaluation::held_out_summary(e)),
-                backtest,
+                backtest: Some(backtest),
+                intervals: evaluation::intervals::IntervalSummary::of(
+                    &e.intervals,
+                    tickcast::models::interval::DEFAULT_LEVEL,
+                ),
+                volatility: None,
             },
         );
     }
@@ -211,7 +233,20 @@ fn evaluate(
         evaluation::ModelMeasurement {
             version: env!("CARGO_PKG_VERSION").to_string(),
             held_out: None,
-            backtest,
+            backtest: Some(backtest),
+            intervals: None,
+            volatility: None,
+        },
+    );
+    let (served_volatility, _) = &volatility[0];
+    models.insert(
+        tickcast::models::volatility::predictor::NAME.to_string(),
+        evaluation::ModelMeasurement {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            held_out: None,
+            backtest: None,
+            intervals: None,
+            volatility: Some(served_volatility.clone()),
         },
     );
     let measurements = evaluation::Measurements {

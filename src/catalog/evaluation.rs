@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::models::evaluation::intervals::IntervalSummary;
+use crate::models::evaluation::volatility::VolatilitySummary;
 use crate::models::evaluation::{BacktestSummary, HeldOutSummary, Measurements, ModelMeasurement};
 
 /// The scores' names, in the legacy order.
@@ -32,28 +34,50 @@ fn clamp10(x: f64) -> f64 {
 
 /// 5 + 5 x (strategy Sharpe - benchmark Sharpe): 5 means no better than
 /// the benchmark, each 0.2 of annual Sharpe is a point.
-pub fn risk_return(m: &ModelMeasurement) -> f64 {
-    clamp10(5.0 + 5.0 * (m.backtest.sharpe_ratio - m.backtest.benchmark_sharpe_ratio))
+pub fn risk_return(m: &ModelMeasurement) -> Option<f64> {
+    let b = m.backtest.as_ref()?;
+    Some(clamp10(
+        5.0 + 5.0 * (b.sharpe_ratio - b.benchmark_sharpe_ratio),
+    ))
 }
 
-/// 5 + 100 x (accuracy - always-up accuracy) + 100 x (1 - RMSE ratio):
-/// 5 means no edge over forecasting a rise or no change; each percentage
-/// point of either edge is a point.
+/// A forecaster: 5 + 100 x (accuracy - always-up accuracy) + 100 x (1 -
+/// RMSE ratio): 5 means no edge over forecasting a rise or no change; each
+/// percentage point of either edge is a point. A volatility model: 5 - 2.5
+/// x the Diebold-Mariano statistic of its QLIKE against the stronger of its
+/// naive baselines: 5 means no better, a significant edge (DM -2) is 10.
 pub fn model_logic(m: &ModelMeasurement) -> Option<f64> {
-    let h = m.held_out.as_ref()?;
-    Some(clamp10(
-        5.0 + 100.0 * (h.directional_accuracy - h.always_up_accuracy)
-            + 100.0 * (1.0 - h.rmse_ratio),
-    ))
+    if let Some(h) = &m.held_out {
+        return Some(clamp10(
+            5.0 + 100.0 * (h.directional_accuracy - h.always_up_accuracy)
+                + 100.0 * (1.0 - h.rmse_ratio),
+        ));
+    }
+    let dm = weakest_edge(m.volatility.as_ref()?)?;
+    Some(clamp10(5.0 - 2.5 * dm))
+}
+
+/// The larger (least favourable) QLIKE DM statistic of a volatility model
+/// against its two baselines.
+fn weakest_edge(v: &VolatilitySummary) -> Option<f64> {
+    let (a, b) = (v.dm_qlike_vs_ewma?, v.dm_qlike_vs_realised?);
+    Some(a.statistic.max(b.statistic))
+}
+
+/// The held-out evidence behind a model's figures: (samples, stocks).
+fn evidence(m: &ModelMeasurement) -> (usize, usize) {
+    match (&m.held_out, &m.volatility, &m.backtest) {
+        (Some(h), _, _) => (h.samples, h.stocks),
+        (None, Some(v), _) => (v.samples, v.stocks),
+        (None, None, Some(b)) => (b.days, b.stocks),
+        (None, None, None) => (0, 0),
+    }
 }
 
 /// 10 x min(1, log10(samples) / log10(20 000)) x min(1, stocks / 20):
 /// how much held-out evidence stands behind the other scores.
 pub fn testing_validation(m: &ModelMeasurement) -> f64 {
-    let (samples, stocks) = match &m.held_out {
-        Some(h) => (h.samples, h.stocks),
-        None => (m.backtest.days, m.backtest.stocks),
-    };
+    let (samples, stocks) = evidence(m);
     let depth = ((samples.max(1) as f64).log10() / FULL_SAMPLES.log10()).min(1.0);
     let breadth = (stocks as f64 / FULL_STOCKS).min(1.0);
     clamp10(10.0 * depth * breadth)
@@ -78,8 +102,16 @@ pub struct Measured {
     /// `null` for a model with no held-out forecasts (the optimiser).
     #[schema(value_type = Option<Object>)]
     pub held_out: Option<HeldOutSummary>,
-    #[schema(value_type = Object)]
-    pub backtest: BacktestSummary,
+    #[schema(value_type = Option<Object>)]
+    pub backtest: Option<BacktestSummary>,
+    /// Held-out coverage of its prediction intervals (price forecasters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub intervals: Option<IntervalSummary>,
+    /// Its volatility forecasts against naive baselines (volatility models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub volatility: Option<VolatilitySummary>,
 }
 
 /// A model's `evaluation`: only categories something measures are present.
@@ -117,23 +149,37 @@ pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Evaluatio
             details: format!("No score: {why}."),
         };
     };
-    let b = &m.backtest;
-    let (samples, stocks) = m
-        .held_out
-        .as_ref()
-        .map_or((b.days, b.stocks), |h| (h.samples, h.stocks));
+    let (samples, stocks) = evidence(m);
     let mut detailed = BTreeMap::new();
-    detailed.insert(
-        "risk_return",
-        score(
-            risk_return(m),
-            "Backtest Sharpe ratio against its benchmark on the held-out period",
-            format!(
-                "5 + 5 x (Sharpe {:.3} - benchmark Sharpe {:.3}), clamped to 0..10; {}",
-                b.sharpe_ratio, b.benchmark_sharpe_ratio, b.strategy
+    if let (Some(b), Some(value)) = (&m.backtest, risk_return(m)) {
+        detailed.insert(
+            "risk_return",
+            score(
+                value,
+                "Backtest Sharpe ratio against its benchmark on the held-out period",
+                format!(
+                    "5 + 5 x (Sharpe {:.3} - benchmark Sharpe {:.3}), clamped to 0..10; {}",
+                    b.sharpe_ratio, b.benchmark_sharpe_ratio, b.strategy
+                ),
             ),
-        ),
-    );
+        );
+    }
+    if let (Some(v), Some(logic)) = (&m.volatility, model_logic(m)) {
+        detailed.insert(
+            "model_logic",
+            score(
+                logic,
+                "Volatility forecast edge over the naive baselines on held-out data",
+                format!(
+                    "5 - 2.5 x DM {:.3} (QLIKE against the stronger of EWMA and 21-day realised volatility; mean QLIKE {:.4} vs {:.4} and {:.4}), clamped to 0..10",
+                    weakest_edge(v).unwrap_or(f64::NAN),
+                    v.qlike.model,
+                    v.qlike.ewma,
+                    v.qlike.realised_21d
+                ),
+            ),
+        );
+    }
     if let (Some(h), Some(logic)) = (&m.held_out, model_logic(m)) {
         detailed.insert(
             "model_logic",
@@ -180,7 +226,9 @@ pub fn evaluation(model: &str, measurements: Option<&Measurements>) -> Evaluatio
             period: all.period.clone(),
             version: m.version.clone(),
             held_out: m.held_out.clone(),
-            backtest: b.clone(),
+            backtest: m.backtest.clone(),
+            intervals: m.intervals.clone(),
+            volatility: m.volatility.clone(),
         }),
     }
 }
@@ -201,7 +249,9 @@ mod tests {
                 rmse_ratio,
                 mae: 0.01,
             }),
-            backtest: BacktestSummary {
+            intervals: None,
+            volatility: None,
+            backtest: Some(BacktestSummary {
                 strategy: "test".into(),
                 stocks: 20,
                 days: 1008,
@@ -211,7 +261,7 @@ mod tests {
                 benchmark_total_return: 0.2,
                 max_drawdown: 0.3,
                 benchmark_max_drawdown: 0.35,
-            },
+            }),
         };
         Measurements {
             schema_version: MEASUREMENTS_SCHEMA,

@@ -207,6 +207,13 @@ impl ForecastService {
             current_price: forecast.current_price,
             predicted_return: forecast.predicted_return,
             confidence: forecast.confidence,
+            interval: forecast.prediction_interval.as_ref().and_then(|i| {
+                Some(tracking::ReturnInterval {
+                    level: i.level,
+                    lower_return: i.lower_return?,
+                    upper_return: i.upper_return?,
+                })
+            }),
         });
         if let ForecastDetails::Ensemble(e) = &forecast.details {
             self.tracker.record_weights(WeightsSnapshot {

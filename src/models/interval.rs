@@ -365,9 +365,108 @@ fn normal_quantile(p: f64) -> f64 {
     }
 }
 
+/// The coverage a forecast's interval aims at unless the request says.
+pub const DEFAULT_LEVEL: f64 = 0.9;
+
+/// Returns behind the volatility that scales a conformity score.
+pub const VOLATILITY_WINDOW: usize = 21;
+
+/// The volatility known at close `t`: the standard deviation (ddof 0) of
+/// the simple returns over the [`VOLATILITY_WINDOW`] periods up to it
+/// (fewer near the start), floored so a flat stretch never divides by 0.
+pub fn volatility_at(closes: &[f64], t: usize) -> f64 {
+    let from = t.saturating_sub(VOLATILITY_WINDOW);
+    let returns: Vec<f64> = closes[from..=t.min(closes.len().saturating_sub(1))]
+        .windows(2)
+        .map(|w| w[1] / w[0] - 1.0)
+        .collect();
+    let n = returns.len().max(1) as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+    var.sqrt().max(1e-6)
+}
+
+/// A forecast made at a past close, what followed, and the volatility
+/// known when it was made: one calibration point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Residual {
+    pub predicted: f64,
+    pub actual: f64,
+    pub scale: f64,
+}
+
+impl Residual {
+    /// The forecast made at close `t` of `closes` for `horizon` periods on.
+    pub fn at(closes: &[f64], t: usize, horizon: usize, predicted: f64) -> Self {
+        Residual {
+            predicted,
+            actual: closes[t + horizon] / closes[t] - 1.0,
+            scale: volatility_at(closes, t),
+        }
+    }
+
+    /// `|actual − predicted| / scale`.
+    pub fn score(&self) -> f64 {
+        (self.actual - self.predicted).abs() / self.scale
+    }
+}
+
+/// The split conformal interval of a return forecast: `predicted ± q σ`,
+/// `q` the conformal quantile at `level` of the calibration points' scaled
+/// scores and `σ` the volatility at the forecast's close. Unbounded (the
+/// whole line) when too few points back the level.
+pub fn conformal_interval(
+    calibration: &[Residual],
+    predicted: f64,
+    scale: f64,
+    level: f64,
+) -> Interval {
+    let scores: Vec<f64> = calibration.iter().map(Residual::score).collect();
+    Interval::symmetric(
+        predicted,
+        conformal_quantile(&scores, level).map(|q| q * scale),
+        level,
+    )
+}
+
+/// Fewest calibration points that give a bounded interval at `level`:
+/// the smallest `n` with `⌈(n + 1) level⌉ ≤ n`.
+pub fn points_needed(level: f64) -> usize {
+    (1..100_000)
+        .find(|&n| conformal_quantile(&vec![0.0; n], level).is_some())
+        .unwrap_or(100_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forecast_interval_widens_with_the_volatility_at_its_close() {
+        let calm: Vec<f64> = (0..40).map(|i| 100.0 + (i % 2) as f64 * 0.1).collect();
+        let mut wild = calm.clone();
+        for (i, c) in wild.iter_mut().enumerate() {
+            *c *= 1.0 + 0.05 * (i % 2) as f64;
+        }
+        assert!(volatility_at(&wild, 30) > 10.0 * volatility_at(&calm, 30));
+        // Calibration points whose scaled scores are 1, 2, ..., 19.
+        let points: Vec<Residual> = (1..20)
+            .map(|k| Residual {
+                predicted: 0.0,
+                actual: k as f64 * 0.01,
+                scale: 0.01,
+            })
+            .collect();
+        // n = 19 at 0.9: the 18th smallest score, 18.
+        let narrow = conformal_interval(&points, 0.001, 0.001, 0.9);
+        let wide = conformal_interval(&points, 0.001, 0.01, 0.9);
+        assert!((narrow.upper - (0.001 + 18.0 * 0.001)).abs() < 1e-12);
+        assert!((wide.width() / narrow.width() - 10.0).abs() < 1e-9);
+        // Too few points for 0.99: the whole line, not a made-up bound.
+        assert!(!conformal_interval(&points, 0.0, 0.01, 0.99).is_bounded());
+        assert_eq!(points_needed(0.9), 9);
+        assert_eq!(points_needed(0.99), 99);
+    }
 
     /// Standard normals from a splitmix64 stream (Box-Muller).
     fn normals(seed: u64, n: usize) -> Vec<f64> {

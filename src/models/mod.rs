@@ -321,6 +321,7 @@ pub fn served_from(
         registry.register(predictor);
     }
     registry.register(ensemble::predictor::AdaptiveEnsemble::new(fit_policy));
+    registry.register(volatility::predictor::GarchVolatility::default());
     Ok(registry)
 }
 

@@ -241,6 +241,18 @@ pub type Seed = Given<u64, NonNegativeInteger>;
 /// A yes or no.
 pub type Flag = Given<bool, TrueOrFalse>;
 
+bounds! {
+    OpenUnit: 1e-9, 1.0 - 1e-9, "0 to 1, both exclusive";
+}
+
+/// The coverage a forecast's prediction interval aims at, in (0, 1).
+pub type IntervalLevel = Number<OpenUnit>;
+
+/// The level asked for, else [`DEFAULT_LEVEL`](super::interval::DEFAULT_LEVEL).
+pub fn level_or_default(level: Option<IntervalLevel>) -> f64 {
+    level.map_or(super::interval::DEFAULT_LEVEL, Number::get)
+}
+
 /// Periods ahead a forecast is for, 1 to 20: an integer, or the legacy
 /// form `"5_period"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

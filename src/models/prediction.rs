@@ -10,23 +10,26 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::ensemble::params::EnsembleParams;
+use super::interval::{self, Residual};
 use super::neural::fit::FitParams;
 use super::neural::metrics::HeldOut;
 use super::params::Horizon;
 use super::portfolio::{Annualized, CovarianceEstimator, Method, SolverInfo};
+use super::volatility::{Distribution, Mean, Model as VolModel, Params};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Prediction {
     Forecast(Forecast),
     Allocation(Allocation),
+    Volatility(VolatilityForecast),
 }
 
 impl Prediction {
     pub fn forecast(&self) -> Option<&Forecast> {
         match self {
             Prediction::Forecast(f) => Some(f),
-            Prediction::Allocation(_) => None,
+            Prediction::Allocation(_) | Prediction::Volatility(_) => None,
         }
     }
 }
@@ -52,8 +55,69 @@ pub struct Forecast {
     /// Held-out figures behind it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<HeldOut>,
+    /// Where the return is likely to land, calibrated on held-out forecasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction_interval: Option<Box<PredictionInterval>>,
     #[serde(flatten)]
     pub details: ForecastDetails,
+}
+
+/// A split conformal prediction interval of a forecast's return and price.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PredictionInterval {
+    /// The coverage aimed at (0.9 unless `params.interval_level` says).
+    pub level: f64,
+    /// `null` (with the other bounds) when too few held-out forecasts back
+    /// the level: the honest interval is then the whole line.
+    pub lower_return: Option<f64>,
+    pub upper_return: Option<f64>,
+    pub lower_price: Option<f64>,
+    pub upper_price: Option<f64>,
+    pub method: String,
+    /// Held-out forecasts the interval is calibrated on.
+    pub calibration_points: usize,
+}
+
+impl PredictionInterval {
+    /// `predicted_return ± q σ` from `calibration` (see
+    /// [`interval::conformal_interval`]), `σ` the volatility at the last of
+    /// `closes`; a return below -100 % is cut at -100 % (a price of 0).
+    pub fn conformal(
+        calibration: &[Residual],
+        closes: &[f64],
+        predicted_return: f64,
+        level: f64,
+    ) -> Self {
+        let last = closes.len() - 1;
+        let scale = interval::volatility_at(closes, last);
+        let i = interval::conformal_interval(calibration, predicted_return, scale, level);
+        let bounded = i.is_bounded();
+        let lower = bounded.then_some(i.lower.max(-1.0));
+        let upper = bounded.then_some(i.upper);
+        let price = |r: Option<f64>| r.map(|r| closes[last] * (1.0 + r));
+        let method = if bounded {
+            format!(
+                "split conformal: |error| / volatility of {} held-out forecasts, times the {}-day volatility now ({scale:.5})",
+                calibration.len(),
+                interval::VOLATILITY_WINDOW
+            )
+        } else {
+            format!(
+                "split conformal: {} held-out forecasts are too few for level {level} (it needs {}), so the interval is unbounded",
+                calibration.len(),
+                interval::points_needed(level)
+            )
+        };
+        PredictionInterval {
+            level,
+            lower_return: lower,
+            upper_return: upper,
+            lower_price: price(lower),
+            upper_price: price(upper),
+            method,
+            calibration_points: calibration.len(),
+        }
+    }
 }
 
 impl Forecast {
@@ -73,6 +137,7 @@ impl Forecast {
             horizon,
             model_version: None,
             validation: None,
+            prediction_interval: None,
             details,
         }
     }
@@ -195,4 +260,33 @@ pub struct OptimisedAllocation {
     pub covariance: CovarianceEstimator,
     /// Per period.
     pub risk_free_rate: f64,
+}
+
+/// A volatility model's forecast of the conditional volatility ahead.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VolatilityForecast {
+    /// Each period ahead's conditional volatility, a fraction per period.
+    pub volatility_forecast: Vec<f64>,
+    /// The same, times `sqrt(periods_per_year)`.
+    pub annualized_volatility_forecast: Vec<f64>,
+    pub periods_per_year: f64,
+    pub horizon: usize,
+    pub model: VolModel,
+    pub distribution: Distribution,
+    pub mean: Mean,
+    /// `mu`, `omega`, `alpha`, `gamma` (gjr), `beta`, `nu` (t), as arch names them.
+    pub parameters: Params,
+    /// Robust standard errors of `parameters`; `null` when the Hessian is singular.
+    pub std_errors: Option<Params>,
+    pub log_likelihood: f64,
+    pub aic: f64,
+    pub bic: f64,
+    /// `alpha + gamma / 2 + beta`.
+    pub persistence: f64,
+    /// Periods for a variance shock to halve; `null` when it never decays.
+    pub half_life: Option<f64>,
+    /// Returns fitted.
+    pub observations: usize,
+    pub current_price: f64,
+    pub units: &'static str,
 }

@@ -13,6 +13,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use super::interval::{AdaptiveConformal, DEFAULT_LEVEL};
+
 /// A forecast the service answered with.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Forecast {
@@ -26,6 +28,17 @@ pub struct Forecast {
     pub current_price: f64,
     pub predicted_return: f64,
     pub confidence: f64,
+    /// The forecast's bounded prediction interval, if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<ReturnInterval>,
+}
+
+/// A prediction interval of a return, as served.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReturnInterval {
+    pub level: f64,
+    pub lower_return: f64,
+    pub upper_return: f64,
 }
 
 /// A forecast with its outcome.
@@ -37,6 +50,9 @@ pub struct Scored {
     pub actual_return: f64,
     pub hit: bool,
     pub abs_error: f64,
+    /// Whether the actual return fell inside the forecast's interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covered: Option<bool>,
     pub scored_at: DateTime<Utc>,
 }
 
@@ -51,10 +67,30 @@ struct Record {
     hits: u64,
     abs_error_sum: f64,
     last_updated: Option<DateTime<Utc>>,
+    /// Scored forecasts that had an interval, and those it covered.
+    with_interval: u64,
+    covered: u64,
+    /// Adaptive conformal inference over the forecasts at the default
+    /// level: the level it would now build intervals at. Reported only;
+    /// answers never change with it.
+    aci: Option<AdaptiveConformal>,
 }
+
+/// Step size of the live adaptive conformal level (Gibbs & Candès).
+const ACI_GAMMA: f64 = 0.005;
 
 impl Record {
     fn add(&mut self, s: Scored, window: usize, now: DateTime<Utc>) {
+        if let (Some(covered), Some(i)) = (s.covered, s.forecast.interval) {
+            self.with_interval += 1;
+            self.covered += u64::from(covered);
+            if (i.level - DEFAULT_LEVEL).abs() < 1e-12 {
+                let aci = self.aci.get_or_insert_with(|| {
+                    AdaptiveConformal::new(1.0 - DEFAULT_LEVEL, ACI_GAMMA).expect("a valid level")
+                });
+                aci.observe(covered);
+            }
+        }
         self.scored += 1;
         self.hits += u64::from(s.hit);
         self.abs_error_sum += s.abs_error;
@@ -159,6 +195,13 @@ pub struct ModelPerformance {
     pub hit_rate_all: Option<f64>,
     pub mae_all: Option<f64>,
     pub last_updated: Option<DateTime<Utc>>,
+    /// Share of scored forecasts with an interval whose actual return fell
+    /// inside it, since start.
+    pub interval_coverage: Option<f64>,
+    pub intervals_scored: u64,
+    /// The level adaptive conformal inference would now use to keep
+    /// coverage of the default-level (0.9) intervals on target.
+    pub aci_level: Option<f64>,
     /// The newest scored forecasts, newest first (at most 10).
     pub latest: Vec<Scored>,
 }
@@ -299,6 +342,9 @@ impl Tracker {
             scored.push(Scored {
                 hit: f.predicted_return * actual > 0.0,
                 abs_error: (f.predicted_return - actual).abs(),
+                covered: f
+                    .interval
+                    .map(|i| i.lower_return <= actual && actual <= i.upper_return),
                 forecast: f,
                 target_date,
                 actual_return: actual,
@@ -314,6 +360,11 @@ impl Tracker {
             metrics::counter!("tickcast_predictions_scored_total", "model" => model.clone())
                 .increment(1);
             metrics::gauge!("tickcast_prediction_hit_rate", "model" => model.clone()).set(hit_rate);
+            if record.with_interval > 0 {
+                let coverage = record.covered as f64 / record.with_interval as f64;
+                metrics::gauge!("tickcast_prediction_interval_coverage", "model" => model.clone())
+                    .set(coverage);
+            }
             metrics::gauge!("tickcast_prediction_mae", "model" => model).set(mae);
         }
     }
@@ -342,6 +393,10 @@ impl Tracker {
                     hit_rate_all: all.map(|n| r.hits as f64 / n),
                     mae_all: all.map(|n| r.abs_error_sum / n),
                     last_updated: r.last_updated,
+                    interval_coverage: (r.with_interval > 0)
+                        .then(|| r.covered as f64 / r.with_interval as f64),
+                    intervals_scored: r.with_interval,
+                    aci_level: r.aci.map(|a| a.level()),
                     latest: r.recent.iter().rev().take(10).cloned().collect(),
                 };
                 (name.to_string(), perf)
@@ -400,7 +455,48 @@ mod tests {
             current_price: 100.0,
             predicted_return: predicted,
             confidence: 0.5,
+            interval: None,
         }
+    }
+
+    #[test]
+    fn live_interval_coverage_and_the_adaptive_level_follow_the_outcomes() {
+        let t = Tracker::new(100, 50);
+        let bars: Vec<(NaiveDate, f64)> = (1..=11).map(|d| (day(d), 100.0 + d as f64)).collect();
+        // Ten forecasts whose next close rises about 1 %: intervals of
+        // +-0.5 % around 0 miss; the one around 1 % covers.
+        for d in 1..=10 {
+            let centre = if d == 10 { 0.01 } else { 0.0 };
+            t.record(Forecast {
+                interval: Some(ReturnInterval {
+                    level: 0.9,
+                    lower_return: centre - 0.005,
+                    upper_return: centre + 0.005,
+                }),
+                current_price: 100.0 + d as f64,
+                ..forecast("m", d, centre)
+            });
+        }
+        t.record(forecast("plain", 3, 0.01));
+        t.observe("ABC", &bars);
+        let r = t.report();
+        let m = &r.models["m"];
+        assert_eq!((m.intervals_scored, m.interval_coverage), (10, Some(0.1)));
+        // Nine misses in ten: ACI widens (its level rises above 0.9).
+        let aci = m.aci_level.unwrap();
+        assert!(
+            (aci - (0.9 + 0.005 * (9.0 * 0.9 - 0.1))).abs() < 1e-12,
+            "{aci}"
+        );
+        let plain = &r.models["plain"];
+        assert_eq!(
+            (
+                plain.intervals_scored,
+                plain.interval_coverage,
+                plain.aci_level
+            ),
+            (0, None, None)
+        );
     }
 
     #[test]

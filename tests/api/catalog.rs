@@ -34,7 +34,7 @@ async fn model_listings_show_only_served_models_and_never_share_an_id() {
     let (_, enhanced) = app.get("/api/catalog/enhanced_models").await;
     assert_eq!(
         (models["total"].as_u64(), enhanced["total"].as_u64()),
-        (Some(1), Some(3))
+        (Some(1), Some(4))
     );
     let networks: Vec<&str> = enhanced["enhanced_models"]
         .as_array()
@@ -46,6 +46,7 @@ async fn model_listings_show_only_served_models_and_never_share_an_id() {
         networks,
         [
             "adaptive_ensemble",
+            "garch_volatility",
             "lstm_predictor",
             "transformer_predictor"
         ]
@@ -284,7 +285,7 @@ async fn every_served_model_carries_a_measured_deterministic_evaluation() {
         .iter()
         .chain(enhanced["enhanced_models"].as_array().unwrap())
         .collect();
-    assert_eq!(items.len(), 4);
+    assert_eq!(items.len(), 5);
     for item in items {
         let e = &item["evaluation"];
         let overall = e["overall_score"].as_f64().unwrap_or(-1.0);
@@ -306,6 +307,13 @@ async fn every_served_model_carries_a_measured_deterministic_evaluation() {
             assert!(s["description"].is_string() && s["details"].is_string());
         }
         assert!(e["measured"]["measured_at"].is_string());
-        assert!(e["measured"]["backtest"]["sharpe_ratio"].is_number());
+        // A backtest, or for a volatility model its losses against the baselines.
+        let m = &e["measured"];
+        assert!(
+            m["backtest"]["sharpe_ratio"].is_number()
+                || m["volatility"]["qlike"]["model"].is_number(),
+            "{}: {m}",
+            item["id"]
+        );
     }
 }

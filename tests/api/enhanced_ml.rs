@@ -12,12 +12,13 @@ async fn list_shows_only_served_models() {
         body["enhanced_models"],
         json!([
             "adaptive_ensemble",
+            "garch_volatility",
             "lstm_predictor",
             "realtime_portfolio_optimizer",
             "transformer_predictor"
         ])
     );
-    assert_eq!(body["total_models"], 4);
+    assert_eq!(body["total_models"], 5);
     assert_eq!(
         body["metadata"]["lstm_predictor"]["input_type"],
         "price_series"

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::features::WARM_UP;
-use crate::models::params::{either_horizon, Count, Horizon, Seed};
+use crate::models::interval::DEFAULT_LEVEL;
+use crate::models::params::{
+    either_horizon, level_or_default, Count, Horizon, IntervalLevel, Seed,
+};
 
 /// Fewest rows the learners are fitted to before the adaptation window.
 pub const MIN_TRAINING_ROWS: usize = 50;
@@ -15,6 +18,9 @@ pub struct EnsembleParams {
     pub horizon: usize,
     pub adaptation_window: usize,
     pub seed: u64,
+    /// The prediction interval's level: applied to a fit, not part of it.
+    #[serde(skip_serializing)]
+    pub interval_level: f64,
 }
 
 impl Default for EnsembleParams {
@@ -23,6 +29,7 @@ impl Default for EnsembleParams {
             horizon: 1,
             adaptation_window: 50,
             seed: 7,
+            interval_level: DEFAULT_LEVEL,
         }
     }
 }
@@ -35,6 +42,7 @@ struct EnsembleRequest {
     horizon: Option<Horizon>,
     adaptation_window: Option<Count<10, 500>>,
     seed: Option<Seed>,
+    interval_level: Option<IntervalLevel>,
 }
 
 impl From<EnsembleRequest> for EnsembleParams {
@@ -47,6 +55,7 @@ impl From<EnsembleRequest> for EnsembleParams {
                 .adaptation_window
                 .map_or(defaults.adaptation_window, Count::get),
             seed: r.seed.map_or(defaults.seed, |s| s.0),
+            interval_level: level_or_default(r.interval_level),
         }
     }
 }

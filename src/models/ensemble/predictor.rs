@@ -27,9 +27,11 @@ use super::learners::Learner;
 pub use super::params::{EnsembleParams, MIN_TRAINING_ROWS};
 use super::weights::{inverse_mae, Excluded, TrackRecord};
 use crate::models::fit_cache::{closes_fingerprint, FitCache};
+use crate::models::interval::{volatility_at, Residual};
 use crate::models::neural::fit::FitPolicy;
 use crate::models::neural::metrics::HeldOut;
 use crate::models::params::Horizon;
+use crate::models::prediction::PredictionInterval;
 use crate::models::prediction::{EnsembleDetails, EnsembleFit, FailedLearner};
 use crate::models::{
     Ahead, Budget, Forecast, ForecastDetails, InputType, Model, ModelError, ModelInfo, ModelInput,
@@ -61,6 +63,8 @@ pub struct Blend {
     pub agreement: f64,
     pub confidence: f64,
     pub validation: HeldOut,
+    /// The blend's adaptation-window forecasts: its interval's calibration.
+    pub residuals: Vec<Residual>,
     pub closes_used: usize,
     pub training_rows: usize,
     pub training_seconds: f64,
@@ -92,6 +96,8 @@ pub fn blend(
 struct Sets {
     train: (Vec<Vec<f64>>, Vec<f64>),
     window: (Vec<Vec<f64>>, Vec<f64>),
+    /// The close each window row's forecast is made at.
+    window_origins: Vec<usize>,
     all: (Vec<Vec<f64>>, Vec<f64>),
     /// The latest close's features, then the later rows'.
     queries: Vec<Vec<f64>>,
@@ -107,6 +113,7 @@ impl Sets {
         Sets {
             train: split(&rows[..training_end]),
             window: split(&rows[window_start..]),
+            window_origins: rows[window_start..].iter().map(|r| r.t).collect(),
             all: split(&rows),
             queries,
         }
@@ -269,6 +276,15 @@ pub fn blend_ahead(
         &blended_window,
     );
     let hits = (validation.directional_accuracy * w as f64).round();
+    let residuals = blended_window
+        .iter()
+        .zip(&sets.window_origins)
+        .map(|(&(predicted, actual), &t)| Residual {
+            predicted,
+            actual,
+            scale: volatility_at(closes, t),
+        })
+        .collect();
     let blend = Blend {
         agreement: agreement(&members, &sets.train.1),
         members,
@@ -276,6 +292,7 @@ pub fn blend_ahead(
         predicted_return,
         confidence: (hits + 1.0) / (w as f64 + 2.0),
         validation,
+        residuals,
         closes_used: closes.len(),
         training_rows: sets.all.0.len(),
         training_seconds: started.elapsed().as_secs_f64(),
@@ -437,6 +454,12 @@ impl Model for AdaptiveEnsemble {
             ForecastDetails::Ensemble(details(&b, p, cached)),
         );
         forecast.validation = Some(b.validation.clone());
+        forecast.prediction_interval = Some(Box::new(PredictionInterval::conformal(
+            &b.residuals,
+            closes,
+            b.predicted_return,
+            p.interval_level,
+        )));
         Ok(Prediction::Forecast(forecast))
     }
 }

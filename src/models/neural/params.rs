@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::fit::FitParams;
-use crate::models::params::{bounds, either_horizon, Count, Horizon, Number};
+use crate::models::params::{bounds, either_horizon, Count, Horizon, IntervalLevel, Number};
 use crate::models::ModelError;
 
 bounds! {
@@ -45,6 +45,7 @@ pub struct NetworkParams {
     pub learning_rate: Option<Number<LearningRate>>,
     pub batch_size: Option<Count<1, 1024>>,
     pub seed: Option<Count<0, 4_294_967_295>>,
+    pub interval_level: Option<IntervalLevel>,
 }
 
 /// The shortest window a fit trains on.

@@ -19,7 +19,9 @@ use super::fit::{FitParams, FitPolicy, SeriesFitter};
 use super::params::NetworkParams;
 use super::windows::{latest, unscale};
 use super::{Architecture, Network};
-use crate::models::prediction::{NetworkDetails, SeriesFit};
+use crate::models::interval::Residual;
+use crate::models::params::level_or_default;
+use crate::models::prediction::{NetworkDetails, PredictionInterval, SeriesFit};
 use crate::models::{
     Ahead, Budget, Forecast, ForecastDetails, Horizon, InputType, Model, ModelError, ModelInfo,
     ModelInput, Prediction,
@@ -37,6 +39,40 @@ pub struct NeuralPredictor {
 
 /// Closes fetched for a per-series fit when the caller names a symbol.
 const FIT_LOOKBACK: usize = 1000;
+/// Held-out forecasts of the pretrained network on the request's own
+/// series that calibrate its prediction interval (about a trading year).
+pub const CALIBRATION_POINTS: usize = 250;
+
+/// The network's forecasts at `origins` of `closes` beside what followed:
+/// calibration points for a prediction interval.
+fn residuals(
+    network: &Network,
+    closes: &[f64],
+    fp: &FitParams,
+    origins: Range<usize>,
+) -> Result<Vec<Residual>, ModelError> {
+    if origins.is_empty() {
+        return Ok(Vec::new());
+    }
+    let predicted = forecasts_at(
+        network,
+        closes,
+        fp.sequence_length,
+        fp.horizon,
+        origins.clone(),
+    )?;
+    Ok(origins
+        .zip(predicted)
+        .map(|(t, p)| Residual::at(closes, t, fp.horizon, p))
+        .collect())
+}
+
+/// The last [`CALIBRATION_POINTS`] closes of `closes` (after the first
+/// window) whose target `horizon` periods on is known.
+pub fn calibration_origins(closes: &[f64], sequence_length: usize, horizon: usize) -> Range<usize> {
+    let end = closes.len().saturating_sub(horizon);
+    end.saturating_sub(CALIBRATION_POINTS).max(sequence_length)..end.max(sequence_length)
+}
 
 /// The network's scaled output for one window.
 fn infer(network: &Network, inputs: &[f32]) -> Result<f32, ModelError> {
@@ -159,6 +195,7 @@ impl NeuralPredictor {
         &self,
         closes: &[f64],
         fp: &FitParams,
+        level: f64,
         budget: &Budget,
     ) -> Result<Forecast, ModelError> {
         let (fitted, cached) = self.fit_to(closes, fp, budget)?;
@@ -186,6 +223,16 @@ impl NeuralPredictor {
             fp,
             Some(fit),
         )?;
+        // The fit's own held-out windows, the last of the series.
+        let end = closes.len() - fp.horizon;
+        let held = end - fitted.validation.samples..end;
+        let calibration = residuals(&fitted.network, closes, fp, held)?;
+        forecast.prediction_interval = Some(Box::new(PredictionInterval::conformal(
+            &calibration,
+            closes,
+            forecast.predicted_return,
+            level,
+        )));
         forecast.model_version = Some(fitted.version.clone());
         forecast.validation = Some(fitted.validation.clone());
         Ok(forecast)
@@ -315,7 +362,8 @@ impl Model for NeuralPredictor {
         if params.fits() {
             FIT_LOOKBACK
         } else {
-            self.sequence_length() + 1
+            // The window, and the windows before it that calibrate the interval.
+            self.sequence_length() + 1 + CALIBRATION_POINTS
         }
     }
 
@@ -350,10 +398,11 @@ impl Model for NeuralPredictor {
         budget: &Budget,
     ) -> Result<Prediction, ModelError> {
         let closes = input.series()?.closes();
+        let level = level_or_default(params.interval_level);
         if params.fits() {
             let fp = params.fit_params(self.sequence_length())?;
             return self
-                .predict_fitted(closes, &fp, budget)
+                .predict_fitted(closes, &fp, level, budget)
                 .map(Prediction::Forecast);
         }
         let t = self.sequence_length();
@@ -374,6 +423,15 @@ impl Model for NeuralPredictor {
             &self.pretrained(),
             None,
         )?;
+        let fp = self.pretrained();
+        let origins = calibration_origins(closes, t, fp.horizon);
+        let calibration = residuals(&self.network, closes, &fp, origins)?;
+        forecast.prediction_interval = Some(Box::new(PredictionInterval::conformal(
+            &calibration,
+            closes,
+            forecast.predicted_return,
+            level,
+        )));
         forecast.model_version = Some(self.card.version.clone());
         forecast.validation = Some(self.card.test.clone());
         Ok(Prediction::Forecast(forecast))

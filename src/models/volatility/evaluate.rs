@@ -81,13 +81,24 @@ pub struct Evaluation {
     pub realised: Score,
     pub garch_vs_ewma: Comparison,
     pub garch_vs_realised: Comparison,
+    /// Each forecaster's daily losses, for tests across series.
+    #[serde(skip)]
+    pub losses: DailyLosses,
 }
 
-/// Each forecaster's loss series over the held-out days.
-#[derive(Default)]
-struct Losses {
-    qlike: Vec<f64>,
-    mse: Vec<f64>,
+/// The three forecasters' loss series over the held-out days.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DailyLosses {
+    pub garch: Losses,
+    pub ewma: Losses,
+    pub realised: Losses,
+}
+
+/// One forecaster's loss series over the held-out days.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Losses {
+    pub qlike: Vec<f64>,
+    pub mse: Vec<f64>,
 }
 
 impl Losses {
@@ -188,6 +199,11 @@ pub fn evaluate(closes: &[f64], config: &EvaluationConfig) -> Result<Evaluation,
         realised: baseline_realised.score(),
         garch_vs_ewma: garch.against(&baseline_ewma),
         garch_vs_realised: garch.against(&baseline_realised),
+        losses: DailyLosses {
+            garch,
+            ewma: baseline_ewma,
+            realised: baseline_realised,
+        },
     })
 }
 

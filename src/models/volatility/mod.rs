@@ -15,6 +15,7 @@ mod likelihood;
 pub mod loss;
 mod mle;
 mod numeric;
+pub mod predictor;
 
 pub use garch::{fit, fit_returns, loglikelihood, GarchFit, Iterations, VarianceForecast};
 
@@ -31,7 +32,9 @@ pub const MAX_HORIZON: usize = 250;
 pub const TRADING_DAYS: f64 = 252.0;
 
 /// Which variance recursion.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Model {
     /// `σ²ₜ = ω + α ε²ₜ₋₁ + β σ²ₜ₋₁`.
@@ -43,7 +46,9 @@ pub enum Model {
 }
 
 /// The law of the standardised shocks `εₜ / σₜ`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Distribution {
     #[default]
@@ -54,7 +59,9 @@ pub enum Distribution {
 }
 
 /// The conditional mean of the returns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mean {
     /// Returns are the shocks themselves.
@@ -108,7 +115,7 @@ impl GarchSpec {
 /// One value per estimated parameter (estimates, or their standard errors),
 /// under arch's names; parameters the spec lacks are `None`. Returns are in
 /// percent, so `mu` is in percent and `omega` in squared percent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mu: Option<f64>,

@@ -1,14 +1,21 @@
 //! `tickcast evaluate`: held-out quality of every served forecaster, per
 //! stock and pooled, written as `docs/model-performance.md`.
 
+pub mod intervals;
+pub mod volatility;
+
 use std::fmt::Write as _;
 
 use super::ensemble::learners::Learner;
 use super::ensemble::predictor::{blend, EnsembleParams};
+use super::interval::{volatility_at, Residual, DEFAULT_LEVEL};
 use super::neural::metrics::{forecasts, held_out, HeldOut};
-use super::neural::predictor::NeuralPredictor;
+use super::neural::predictor::{NeuralPredictor, CALIBRATION_POINTS};
 use super::neural::pretrain::{stocks, windows_in, TEST};
+use super::neural::windows::windows;
 use crate::market::dataset::PriceTable;
+use intervals::{IntervalOutcome, IntervalSummary};
+use volatility::VolatilitySummary;
 
 /// One model's held-out results.
 pub struct ModelEvaluation {
@@ -20,6 +27,9 @@ pub struct ModelEvaluation {
     pub up_share: f64,
     /// What else the report says about this model.
     pub notes: Vec<String>,
+    /// Each held-out forecast's prediction interval and outcome (served
+    /// forecasters only).
+    pub intervals: Vec<IntervalOutcome>,
 }
 
 /// Mean and 95 % confidence interval (Student t) of per-stock values.
@@ -53,11 +63,13 @@ pub fn evaluate_network(
     let period = format!("{}..{}", TEST.0, TEST.1);
     let mut per_stock = Vec::new();
     let mut all = Vec::new();
+    let mut intervals = Vec::new();
     for symbol in stocks(table) {
         let ws = windows_in(table, &symbol, t, card.horizon, TEST);
         let f = forecasts(predictor.network(), &ws, card.horizon)?;
-        per_stock.push((symbol, held_out(period.clone(), &f)));
+        per_stock.push((symbol.clone(), held_out(period.clone(), &f)));
         all.extend(f);
+        intervals.extend(network_intervals(table, &symbol, predictor)?);
     }
     let up_share = all.iter().filter(|f| f.2 > 0.0).count() as f64 / all.len().max(1) as f64;
     Ok(ModelEvaluation {
@@ -67,7 +79,59 @@ pub fn evaluate_network(
         per_stock,
         pooled: held_out(period, &all),
         notes: Vec::new(),
+        intervals,
     })
+}
+
+/// The pretrained network's held-out forecasts of `symbol` with their
+/// intervals at the default level, each calibrated on the
+/// [`CALIBRATION_POINTS`] forecasts before it, as a request by symbol is.
+fn network_intervals(
+    table: &PriceTable,
+    symbol: &str,
+    predictor: &NeuralPredictor,
+) -> candle_core::Result<Vec<IntervalOutcome>> {
+    let card = predictor.card();
+    let (len, h) = (card.architecture.sequence_length(), card.horizon);
+    let bars = &table[symbol];
+    let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    let all = windows(&closes, len, h);
+    let (from, to) = test_dates();
+    let tested: Vec<usize> = (0..all.len())
+        .filter(|&k| (from..=to).contains(&bars[all[k].last_close + h].date()))
+        .collect();
+    let (Some(&first), Some(&last)) = (tested.first(), tested.last()) else {
+        return Ok(Vec::new());
+    };
+    let start = first.saturating_sub(CALIBRATION_POINTS);
+    let made = forecasts(predictor.network(), &all[start..=last], h)?;
+    let residuals: Vec<Residual> = made
+        .iter()
+        .zip(&all[start..=last])
+        .map(|(&(_, predicted, actual), w)| Residual {
+            predicted,
+            actual,
+            scale: volatility_at(&closes, w.last_close),
+        })
+        .collect();
+    Ok(tested
+        .iter()
+        .map(|&k| {
+            let i = k - start;
+            let r = residuals[i];
+            let calibration = &residuals[i.saturating_sub(CALIBRATION_POINTS)..i];
+            let t = all[k].last_close;
+            IntervalOutcome::of(
+                symbol,
+                calibration,
+                &closes,
+                t,
+                r.predicted,
+                r.actual,
+                DEFAULT_LEVEL,
+            )
+        })
+        .collect())
 }
 
 /// The first and last target dates of the held-out period.
@@ -101,6 +165,7 @@ pub fn evaluate_ensemble(
     type StockPairs = (String, Vec<(f64, f64)>);
     let mut pairs: Vec<Vec<StockPairs>> = vec![Vec::new(); names.len()];
     let mut confidence = (0.0, 0usize);
+    let mut intervals = Vec::new();
     for symbol in stocks(table) {
         let bars = &table[&symbol];
         let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
@@ -110,13 +175,20 @@ pub fn evaluate_ensemble(
             .collect();
         let mut per_model: Vec<Vec<(f64, f64)>> = vec![Vec::new(); names.len()];
         for &t in &days {
-            let b = blend(
-                &closes[t + 1 - ENSEMBLE_HISTORY..=t],
-                &params,
-                &super::Budget::unlimited(),
-            )?;
+            let history = &closes[t + 1 - ENSEMBLE_HISTORY..=t];
+            let b = blend(history, &params, &super::Budget::unlimited())?;
             let actual = closes[t + 1] / closes[t] - 1.0;
             per_model[0].push((b.predicted_return, actual));
+            let last = history.len() - 1;
+            intervals.push(IntervalOutcome::of(
+                &symbol,
+                &b.residuals,
+                history,
+                last,
+                b.predicted_return,
+                actual,
+                params.interval_level,
+            ));
             confidence = (confidence.0 + b.confidence, confidence.1 + 1);
             for m in &b.members {
                 let k = 1 + Learner::ALL
@@ -159,13 +231,14 @@ pub fn evaluate_ensemble(
                     .collect(),
                 pooled,
                 notes,
+                intervals: if k == 0 { intervals.clone() } else { Vec::new() },
             }
         })
         .collect())
 }
 
 /// Version of the measurements file's layout; bump on incompatible change.
-pub const MEASUREMENTS_SCHEMA: u32 = 1;
+pub const MEASUREMENTS_SCHEMA: u32 = 2;
 /// Where `tickcast evaluate` writes the measurements the catalog scores.
 pub const MEASUREMENTS_FILE: &str = "evaluation.json";
 
@@ -189,7 +262,15 @@ pub struct ModelMeasurement {
     /// Forecast quality on the held-out period (forecasters only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<HeldOutSummary>,
-    pub backtest: BacktestSummary,
+    /// A backtest of its signal or allocation (not for volatility models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<BacktestSummary>,
+    /// Coverage of its prediction intervals (price forecasters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<IntervalSummary>,
+    /// Its volatility forecasts against naive baselines (volatility models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volatility: Option<VolatilitySummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -423,8 +504,81 @@ pub fn held_out_summary(e: &ModelEvaluation) -> HeldOutSummary {
     }
 }
 
-/// The report in Markdown.
-pub fn report(evaluations: &[ModelEvaluation]) -> String {
+/// The report in Markdown: forecasts, their intervals, and the volatility
+/// models.
+pub fn report(evaluations: &[ModelEvaluation], volatility: &[VolatilityEvaluation]) -> String {
+    let mut md = forecast_report(evaluations);
+    md.push_str(&interval_report(evaluations));
+    md.push_str(&volatility::report(volatility));
+    md
+}
+
+/// A volatility model's summary and its per-stock evaluations.
+pub type VolatilityEvaluation = (
+    VolatilitySummary,
+    Vec<(String, crate::models::volatility::evaluate::Evaluation)>,
+);
+
+fn interval_report(evaluations: &[ModelEvaluation]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "\n## Prediction intervals\n\n\
+         Each held-out forecast's interval is built as the service builds it: split conformal\n\
+         on the forecaster's own held-out forecasts (the pretrained networks: the {CALIBRATION_POINTS}\n\
+         forecasts before it on the same stock; the ensemble: its adaptation window), each\n\
+         |error| divided by the {}-day volatility at its close, times the volatility at the\n\
+         forecast's close. Coverage is the share of actual returns inside the interval\n\
+         (Wilson 95 % interval in brackets); regimes are the pooled thirds of that volatility.\n",
+        crate::models::interval::VOLATILITY_WINDOW
+    );
+    let _ = writeln!(
+        md,
+        "| model | level | samples | coverage [95 % CI] | mean width | calm | normal | turbulent |\n|---|---|---|---|---|---|---|---|"
+    );
+    let summaries: Vec<(&str, IntervalSummary)> = evaluations
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e.model.as_str(),
+                IntervalSummary::of(&e.intervals, DEFAULT_LEVEL)?,
+            ))
+        })
+        .collect();
+    for (model, s) in &summaries {
+        let p = &s.pooled;
+        let _ = writeln!(
+            md,
+            "| {model} | {} | {} | {:.4} [{:.4}, {:.4}] | {:.4} | {:.4} | {:.4} | {:.4} |",
+            s.level,
+            p.samples,
+            p.coverage,
+            p.coverage_low,
+            p.coverage_high,
+            p.mean_width,
+            s.calm.coverage,
+            s.normal.coverage,
+            s.turbulent.coverage
+        );
+    }
+    for (model, s) in &summaries {
+        let _ = writeln!(
+            md,
+            "\n### {model}: coverage per stock\n\n| stock | samples | coverage [95 % CI] | mean width |\n|---|---|---|---|"
+        );
+        for (stock, c) in &s.per_stock {
+            let _ = writeln!(
+                md,
+                "| {stock} | {} | {:.4} [{:.4}, {:.4}] | {:.4} |",
+                c.samples, c.coverage, c.coverage_low, c.coverage_high, c.mean_width
+            );
+        }
+    }
+    md
+}
+
+/// The forecasts' section of the report.
+fn forecast_report(evaluations: &[ModelEvaluation]) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -527,14 +681,16 @@ mod tests {
         let lstm = registry.get("lstm_predictor").unwrap();
         let file = &m.models["lstm_predictor"];
         let backtest = backtest_forecaster(&table, lstm.as_ref(), &|_| {}).unwrap();
-        assert_eq!(backtest, file.backtest);
+        assert_eq!(Some(backtest), file.backtest);
         let predictor = super::super::neural::predictor::NeuralPredictor::load(
             std::path::Path::new("models"),
             "lstm_predictor",
         )
         .unwrap();
-        let held = held_out_summary(&evaluate_network(&table, &predictor).unwrap());
-        assert_eq!(Some(held), file.held_out);
+        let evaluated = evaluate_network(&table, &predictor).unwrap();
+        assert_eq!(Some(held_out_summary(&evaluated)), file.held_out);
+        let intervals = IntervalSummary::of(&evaluated.intervals, DEFAULT_LEVEL);
+        assert_eq!(intervals, file.intervals);
     }
 
     #[test]
