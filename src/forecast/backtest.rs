@@ -440,7 +440,8 @@ fn aligned(histories: &[(String, History)]) -> Result<(Vec<NaiveDate>, Vec<Vec<f
 
 /// The allocation on day `t` from the `lookback` closes up to it; `None`
 /// when the method has no portfolio that day (e.g. nothing beats the
-/// risk-free rate), so the holdings are kept.
+/// risk-free rate, or a GARCH fit of `covariance: "garch"` failed on that
+/// window), so the holdings are kept.
 fn allocate_at(
     run: &dyn Run,
     names: &[String],
@@ -472,7 +473,46 @@ fn allocate_at(
         Ok(_) => Err(ModelError::Internal(
             "the optimiser gave no allocation".into(),
         )),
-        Err(ModelError::Infeasible(_) | ModelError::InsufficientData(_)) => Ok(None),
+        Err(ModelError::Infeasible(_) | ModelError::InsufficientData(_) | ModelError::Unfit(_)) => {
+            Ok(None)
+        }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebalance_whose_garch_fit_fails_keeps_the_holdings() {
+        let mut registry = Registry::default();
+        registry.register(crate::models::optimizer::PortfolioOptimizer::default());
+        let params = serde_json::json!({"covariance": "garch", "method": "min_variance"});
+        let run = registry
+            .get(crate::models::optimizer::NAME)
+            .unwrap()
+            .configure(params.as_object().unwrap())
+            .unwrap();
+        let table = crate::market::dataset::embedded().unwrap();
+        let aapl: Vec<f64> = table["AAPL"].iter().map(|b| b.close).collect();
+        let aapl = aapl[aapl.len() - 300..].to_vec();
+        // KO trades at 42 until day 200, then moves with AAPL.
+        let ko: Vec<f64> = (0..300)
+            .map(|t| {
+                if t <= 200 {
+                    42.0
+                } else {
+                    42.0 * aapl[t] / aapl[200]
+                }
+            })
+            .collect();
+        let names = ["AAPL".to_string(), "KO".to_string()];
+        let closes = vec![aapl, ko];
+        let budget = Budget::unlimited();
+        let at = |t| allocate_at(run.as_ref(), &names, &closes, t, 150, &budget);
+        assert_eq!(at(199).unwrap(), None, "KO never moved in the window");
+        let weights = at(299).unwrap().expect("both move in this window");
+        assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     }
 }
