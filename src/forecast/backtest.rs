@@ -233,9 +233,18 @@ impl BacktestService {
         params: &RawParams,
         plan: Plan,
     ) -> Result<Tested, ApiError> {
-        // The model's history before the first traded day, then the period.
+        // The model's history before the first traded day (and the volatility
+        // forecast's, when positions are sized), then the period.
         let days = period.days;
-        let warm_up = run.lookback().min(self.limits.max_prices_per_series);
+        let sizing = if plan.target_volatility.is_some() {
+            walkforward::TARGET_HISTORY
+        } else {
+            0
+        };
+        let warm_up = run
+            .lookback()
+            .max(sizing)
+            .min(self.limits.max_prices_per_series);
         let history = self
             .market
             .history(symbol, Span::LastBars(warm_up + days + 1), Interval::Daily)
@@ -265,8 +274,14 @@ impl BacktestService {
             bars[0].0,
             closes_fingerprint(&closes)
         );
+        let sized = plan.target_volatility.map_or(String::new(), |target| {
+            format!(
+                "; sized to {target} annualised volatility by the EWMA (lambda 0.94) forecast from the closes up to each day, at most {}x",
+                crate::models::backtest::MAX_LEVERAGE
+            )
+        });
         let strategy = format!(
-            "{model}'s next-day forecast traded on {symbol}: long above {}{}, else flat; {} bps per change; refitted every {} trading days; benchmark: buy-and-hold",
+            "{model}'s next-day forecast traded on {symbol}: long above {}{}, else flat{sized}; {} bps per change; refitted every {} trading days; benchmark: buy-and-hold",
             plan.threshold,
             if plan.allow_short { ", short below minus it" } else { "" },
             plan.transaction_cost_bps,
@@ -309,6 +324,11 @@ impl BacktestService {
         params: &RawParams,
         plan: Plan,
     ) -> Result<Tested, ApiError> {
+        if plan.target_volatility.is_some() {
+            return Err(ApiError::invalid(
+                "params.target_volatility sizes a predictor's signal; the optimiser's backtest holds fully invested weights and does not take it",
+            ));
+        }
         let days = period.days;
         let lookback = run.lookback().clamp(2, self.limits.max_prices_per_series);
         let histories = fetch_histories(&self.market, symbols, lookback + days + 1).await?;
