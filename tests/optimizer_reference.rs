@@ -80,6 +80,13 @@ fn estimates(f: &Fixture) -> (Array1<f64>, Array2<f64>) {
     let cov = match f.covariance {
         CovarianceEstimator::Sample => estimate::sample_covariance(&r),
         CovarianceEstimator::LedoitWolf => estimate::ledoit_wolf(&r).0,
+        CovarianceEstimator::Garch => {
+            let vols: Vec<f64> = series
+                .iter()
+                .map(|s| estimate::garch_volatility(&s[s.len() - len..]).unwrap())
+                .collect();
+            estimate::scaled_correlation(&r, &vols)
+        }
     };
     (estimate::mean(&r), cov)
 }

@@ -233,9 +233,18 @@ impl BacktestService {
         params: &RawParams,
         plan: Plan,
     ) -> Result<Tested, ApiError> {
-        // The model's history before the first traded day, then the period.
+        // The model's history before the first traded day (and the volatility
+        // forecast's, when positions are sized), then the period.
         let days = period.days;
-        let warm_up = run.lookback().min(self.limits.max_prices_per_series);
+        let sizing = if plan.target_volatility.is_some() {
+            walkforward::TARGET_HISTORY
+        } else {
+            0
+        };
+        let warm_up = run
+            .lookback()
+            .max(sizing)
+            .min(self.limits.max_prices_per_series);
         let history = self
             .market
             .history(symbol, Span::LastBars(warm_up + days + 1), Interval::Daily)
@@ -265,8 +274,14 @@ impl BacktestService {
             bars[0].0,
             closes_fingerprint(&closes)
         );
+        let sized = plan.target_volatility.map_or(String::new(), |target| {
+            format!(
+                "; sized to {target} annualised volatility by the EWMA (lambda 0.94) forecast from the closes up to each day, at most {}x",
+                crate::models::backtest::MAX_LEVERAGE
+            )
+        });
         let strategy = format!(
-            "{model}'s next-day forecast traded on {symbol}: long above {}{}, else flat; {} bps per change; refitted every {} trading days; benchmark: buy-and-hold",
+            "{model}'s next-day forecast traded on {symbol}: long above {}{}, else flat{sized}; {} bps per change; refitted every {} trading days; benchmark: buy-and-hold",
             plan.threshold,
             if plan.allow_short { ", short below minus it" } else { "" },
             plan.transaction_cost_bps,
@@ -309,6 +324,11 @@ impl BacktestService {
         params: &RawParams,
         plan: Plan,
     ) -> Result<Tested, ApiError> {
+        if plan.target_volatility.is_some() {
+            return Err(ApiError::invalid(
+                "params.target_volatility sizes a predictor's signal; the optimiser's backtest holds fully invested weights and does not take it",
+            ));
+        }
         let days = period.days;
         let lookback = run.lookback().clamp(2, self.limits.max_prices_per_series);
         let histories = fetch_histories(&self.market, symbols, lookback + days + 1).await?;
@@ -440,7 +460,8 @@ fn aligned(histories: &[(String, History)]) -> Result<(Vec<NaiveDate>, Vec<Vec<f
 
 /// The allocation on day `t` from the `lookback` closes up to it; `None`
 /// when the method has no portfolio that day (e.g. nothing beats the
-/// risk-free rate), so the holdings are kept.
+/// risk-free rate, or a GARCH fit of `covariance: "garch"` failed on that
+/// window), so the holdings are kept.
 fn allocate_at(
     run: &dyn Run,
     names: &[String],
@@ -472,7 +493,46 @@ fn allocate_at(
         Ok(_) => Err(ModelError::Internal(
             "the optimiser gave no allocation".into(),
         )),
-        Err(ModelError::Infeasible(_) | ModelError::InsufficientData(_)) => Ok(None),
+        Err(ModelError::Infeasible(_) | ModelError::InsufficientData(_) | ModelError::Unfit(_)) => {
+            Ok(None)
+        }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebalance_whose_garch_fit_fails_keeps_the_holdings() {
+        let mut registry = Registry::default();
+        registry.register(crate::models::optimizer::PortfolioOptimizer::default());
+        let params = serde_json::json!({"covariance": "garch", "method": "min_variance"});
+        let run = registry
+            .get(crate::models::optimizer::NAME)
+            .unwrap()
+            .configure(params.as_object().unwrap())
+            .unwrap();
+        let table = crate::market::dataset::embedded().unwrap();
+        let aapl: Vec<f64> = table["AAPL"].iter().map(|b| b.close).collect();
+        let aapl = aapl[aapl.len() - 300..].to_vec();
+        // KO trades at 42 until day 200, then moves with AAPL.
+        let ko: Vec<f64> = (0..300)
+            .map(|t| {
+                if t <= 200 {
+                    42.0
+                } else {
+                    42.0 * aapl[t] / aapl[200]
+                }
+            })
+            .collect();
+        let names = ["AAPL".to_string(), "KO".to_string()];
+        let closes = vec![aapl, ko];
+        let budget = Budget::unlimited();
+        let at = |t| allocate_at(run.as_ref(), &names, &closes, t, 150, &budget);
+        assert_eq!(at(199).unwrap(), None, "KO never moved in the window");
+        let weights = at(299).unwrap().expect("both move in this window");
+        assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     }
 }

@@ -3,13 +3,21 @@
 //! the strategy against buy-and-hold of the same stock.
 //!
 //! The forecast made with closes up to day `t` sets the position held over
-//! day `t + 1`'s return, never over its own day's.
+//! day `t + 1`'s return, never over its own day's. Positions are the
+//! signal's sign (-1, 0 or 1), optionally sized to a volatility target
+//! ([`volatility_target_sizes`]).
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
+use super::volatility::baselines::{Ewma, REALISED_WINDOW, RISKMETRICS_LAMBDA};
+
 /// Trading days a year, for annualising.
 const TRADING_DAYS: f64 = 252.0;
+
+/// The largest size a volatility target may give a position: twice the
+/// capital, long or short, however calm the stock.
+pub const MAX_LEVERAGE: f64 = 2.0;
 
 /// How a forecast becomes a position.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,14 +91,75 @@ pub enum BacktestError {
     TooShort(usize),
     #[error("{forecasts} forecasts for {days} days: one per day is needed")]
     Mismatch { forecasts: usize, days: usize },
+    #[error("{sizes} position sizes for {days} days: one per day is needed")]
+    SizesMismatch { sizes: usize, days: usize },
+}
+
+/// The size of each day's position that aims at `target` annualised
+/// volatility: `min(MAX_LEVERAGE, target / σₜ)`, where `σₜ` is RiskMetrics'
+/// EWMA (λ = 0.94, [`Ewma`]) forecast of the volatility of day `t + 1`'s
+/// return made from the returns up to day `t` only (`closes[..=t]`),
+/// annualised by √252. The EWMA is seeded with the realised variance of
+/// the first [`REALISED_WINDOW`] returns, so a day with fewer returns
+/// behind it has no forecast and size 0 (flat). A stock that has not moved
+/// has `σₜ = 0` and gets the largest size.
+pub fn volatility_target_sizes(closes: &[f64], target: f64) -> Vec<f64> {
+    let mut sizes = vec![0.0; closes.len()];
+    // Fractions: the recursion is the same in any unit of return.
+    let returns: Vec<f64> = closes.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    let Some(seed) = returns.get(..REALISED_WINDOW) else {
+        return sizes;
+    };
+    let Ok(mut ewma) = Ewma::seeded(seed, RISKMETRICS_LAMBDA) else {
+        return sizes;
+    };
+    for (t, size) in sizes.iter_mut().enumerate().skip(REALISED_WINDOW) {
+        // returns[t - 1] is the return into day t, the newest one known then.
+        if t > REALISED_WINDOW {
+            ewma.update(returns[t - 1]);
+        }
+        let sigma = ewma.variance().max(0.0).sqrt() * TRADING_DAYS.sqrt();
+        *size = (target / sigma).min(MAX_LEVERAGE);
+    }
+    sizes
+}
+
+/// The position held over day `t + 1` for each day `t`: the sign
+/// [`Rules::position`] gives `forecasts[t]` (0 without a forecast), times
+/// `sizes[t]` when positions are sized.
+pub fn positions(forecasts: &[Option<f64>], sizes: Option<&[f64]>, rules: &Rules) -> Vec<f64> {
+    forecasts
+        .iter()
+        .enumerate()
+        .map(|(t, f)| {
+            let sign = f.map_or(0.0, |f| rules.position(f));
+            match sizes {
+                Some(sizes) if sign != 0.0 => sign * sizes[t],
+                _ => sign,
+            }
+        })
+        .collect()
 }
 
 /// Trades `forecasts[t]` (made with closes up to `days[t]`, `None` when the
 /// model had too little history) over the return from `days[t]` to
-/// `days[t + 1]`. The last day's forecast has no next day and is ignored.
+/// `days[t + 1]`, one unit at a time. The last day's forecast has no next
+/// day and is ignored.
 pub fn run(
     days: &[(NaiveDate, f64)],
     forecasts: &[Option<f64>],
+    rules: &Rules,
+) -> Result<Performance, BacktestError> {
+    run_sized(days, forecasts, None, rules)
+}
+
+/// [`run`] with each day's position scaled by `sizes[t]` (known at day
+/// `t`, e.g. [`volatility_target_sizes`]); `None` trades one unit. Costs
+/// are paid on the absolute change of the position, so resizing costs too.
+pub fn run_sized(
+    days: &[(NaiveDate, f64)],
+    forecasts: &[Option<f64>],
+    sizes: Option<&[f64]>,
     rules: &Rules,
 ) -> Result<Performance, BacktestError> {
     if days.len() < 2 {
@@ -102,11 +171,18 @@ pub fn run(
             days: days.len(),
         });
     }
+    if let Some(sizes) = sizes.filter(|s| s.len() != days.len()) {
+        return Err(BacktestError::SizesMismatch {
+            sizes: sizes.len(),
+            days: days.len(),
+        });
+    }
+    let held_at = positions(forecasts, sizes, rules);
     let mut strategy = Vec::with_capacity(days.len() - 1);
     let mut benchmark = Vec::with_capacity(days.len() - 1);
     let (mut held, mut turnover, mut trades, mut in_market, mut hits) = (0.0, 0.0, 0, 0, 0);
     for t in 0..days.len() - 1 {
-        let position = forecasts[t].map_or(0.0, |f| rules.position(f));
+        let position = held_at[t];
         let change = (position - held).abs();
         if change > 0.0 {
             trades += 1;
@@ -268,6 +344,26 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// Closes from 100 whose daily returns are normal with sd `calm` for
+    /// the first `n` days, then `wild` for `n` more (a seeded Box-Muller
+    /// draw), one a day from 2024-01-01.
+    pub(crate) fn regime_change(n: usize, calm: f64, wild: f64) -> Vec<(NaiveDate, f64)> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let mut close = 100.0;
+        (0..2 * n + 1)
+            .map(|i| {
+                if i > 0 {
+                    let (u, v): (f64, f64) = (rng.random(), rng.random());
+                    let z = (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+                    close *= 1.0 + z * if i <= n { calm } else { wild };
+                }
+                (start + chrono::Days::new(i as u64), close)
+            })
+            .collect()
+    }
+
     /// The forecast a perfect model makes at each day: the next return.
     fn perfect(days: &[(NaiveDate, f64)]) -> Vec<Option<f64>> {
         (0..days.len())
@@ -358,5 +454,93 @@ pub(crate) mod tests {
             Err(BacktestError::TooShort(1))
         );
         assert!(run(&days, &[None], &Rules::default()).is_err());
+    }
+
+    #[test]
+    fn target_sizes_use_the_ewma_of_past_returns_only_and_are_capped() {
+        let closes: Vec<f64> = regime_change(150, 0.01, 0.03).iter().map(|d| d.1).collect();
+        let sizes = volatility_target_sizes(&closes, 0.15);
+        assert_eq!(sizes.len(), closes.len());
+        // No forecast before 21 returns: flat.
+        assert!(sizes[..REALISED_WINDOW].iter().all(|s| *s == 0.0));
+        // Each size from the EWMA of the returns into days 1..=t, worked out
+        // afresh for that day.
+        let returns: Vec<f64> = closes.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        for t in [REALISED_WINDOW, 40, 150, 151, 300] {
+            let ewma = Ewma::seeded(&returns[..t], RISKMETRICS_LAMBDA).unwrap();
+            let sigma = ewma.variance().sqrt() * 252f64.sqrt();
+            let expected = (0.15 / sigma).min(MAX_LEVERAGE);
+            assert!((sizes[t] - expected).abs() < 1e-12, "day {t}");
+        }
+        // Calm days: 1 % a day is 15.9 % a year, about one unit; wild: a third.
+        assert!((0.7..1.3).contains(&sizes[140]), "{}", sizes[140]);
+        assert!((0.2..0.5).contains(&sizes[300]), "{}", sizes[300]);
+        // A stock that does not move is sized at the cap, not at infinity.
+        let flat = volatility_target_sizes(&[50.0; 40], 0.15);
+        assert_eq!(
+            flat[REALISED_WINDOW..],
+            [MAX_LEVERAGE; 40 - REALISED_WINDOW]
+        );
+        assert_eq!(
+            volatility_target_sizes(&closes[..REALISED_WINDOW], 0.1),
+            [0.0; 21]
+        );
+    }
+
+    #[test]
+    fn todays_sized_position_does_not_see_a_later_close() {
+        let closes: Vec<f64> = regime_change(100, 0.01, 0.02).iter().map(|d| d.1).collect();
+        let always_long = vec![Some(0.01); closes.len()];
+        let rules = Rules::default();
+        let base = positions(
+            &always_long,
+            Some(&volatility_target_sizes(&closes, 0.15)),
+            &rules,
+        );
+        for k in [REALISED_WINDOW + 1, 60, 150, 200] {
+            // Close k is after day k - 1: days up to k - 1 keep their
+            // positions; day k, which knows close k, changes.
+            let mut moved = closes.clone();
+            for c in &mut moved[k..] {
+                *c *= 1.3;
+            }
+            moved[k] *= 1.2;
+            let after = positions(
+                &always_long,
+                Some(&volatility_target_sizes(&moved, 0.15)),
+                &rules,
+            );
+            assert_eq!(base[..k], after[..k], "a change at close {k}");
+            assert_ne!(base[k], after[k], "close {k} is known on day {k}");
+        }
+    }
+
+    #[test]
+    fn sized_positions_pay_costs_on_every_resize() {
+        let days = regime_change(40, 0.01, 0.03);
+        let long = vec![Some(0.01); days.len()];
+        let sizes = volatility_target_sizes(&days.iter().map(|d| d.1).collect::<Vec<_>>(), 0.2);
+        let p = run_sized(&days, &long, Some(&sizes), &Rules::default()).unwrap();
+        let held = positions(&long, Some(&sizes), &Rules::default());
+        let turnover: f64 = held[..days.len() - 1]
+            .iter()
+            .scan(0.0, |prev, &x| {
+                let change = (x - *prev).abs();
+                *prev = x;
+                Some(change)
+            })
+            .sum();
+        assert!((p.turnover - turnover).abs() < 1e-12);
+        assert!(p.turnover > MAX_LEVERAGE.min(sizes[REALISED_WINDOW]));
+        assert_eq!(
+            run_sized(&days, &long, Some(&sizes[1..]), &Rules::default()),
+            Err(BacktestError::SizesMismatch {
+                sizes: days.len() - 1,
+                days: days.len()
+            })
+        );
+        // Unsized, always long is one entry of one unit.
+        let unit = run_sized(&days, &long, None, &Rules::default()).unwrap();
+        assert_eq!((unit.turnover, unit.trades), (1.0, 1));
     }
 }

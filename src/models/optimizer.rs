@@ -288,7 +288,81 @@ fn from_optimize_error(err: OptimizeError) -> ModelError {
     match err.code() {
         "insufficient_data" => ModelError::InsufficientData(message),
         "infeasible" => ModelError::Infeasible(message),
+        "model_failed" => ModelError::Unfit(message),
         "invalid_input" => ModelError::InvalidInput(message),
         _ => ModelError::Internal(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{PriceSeries, RawParams, Registry, Run};
+    use serde_json::json;
+
+    fn optimiser(params: serde_json::Value) -> Result<std::sync::Arc<dyn Run>, ModelError> {
+        let mut registry = Registry::default();
+        registry.register(PortfolioOptimizer::default());
+        let raw: RawParams = params.as_object().unwrap().clone();
+        registry.get(NAME).unwrap().configure(&raw)
+    }
+
+    /// The last `n` embedded closes of each of `symbols`, as a request's
+    /// assets; `flat` replaces one stock's closes by a constant.
+    fn assets(symbols: &[&str], n: usize, flat: Option<&str>) -> ModelInput {
+        let table = crate::market::dataset::embedded().unwrap();
+        ModelInput::Assets(
+            symbols
+                .iter()
+                .map(|s| {
+                    let closes: Vec<f64> = table[*s].iter().map(|b| b.close).collect();
+                    let mut window = closes[closes.len() - n..].to_vec();
+                    if flat == Some(*s) {
+                        window.fill(42.0);
+                    }
+                    (s.to_string(), PriceSeries::new(window).unwrap())
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn garch_covariance_is_a_param_and_reported_in_the_answer() {
+        let run = optimiser(json!({"method": "min_variance", "covariance": "garch"})).unwrap();
+        let symbols = ["AAPL", "JNJ", "KO"];
+        let answer = run
+            .predict(&assets(&symbols, 252, None), &Budget::unlimited())
+            .unwrap();
+        let answer = serde_json::to_value(answer).unwrap();
+        assert_eq!(answer["covariance"], "garch", "{answer}");
+        assert_eq!(answer["observations"], 251);
+        let err = optimiser(json!({"covariance": "garch_t"})).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("expected sample, ledoit_wolf or garch"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garch_refusals_map_to_the_contracts_codes() {
+        let run = optimiser(json!({"covariance": "garch", "method": "risk_parity"})).unwrap();
+        let short = run
+            .predict(&assets(&["AAPL", "KO"], 60, None), &Budget::unlimited())
+            .unwrap_err();
+        assert!(
+            matches!(&short, ModelError::InsufficientData(m) if m.contains("at least 100 prices")),
+            "{short:?}"
+        );
+        let flat = run
+            .predict(
+                &assets(&["AAPL", "KO"], 150, Some("KO")),
+                &Budget::unlimited(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&flat, ModelError::Unfit(m) if m.contains("KO's closes")),
+            "{flat:?}"
+        );
     }
 }

@@ -6,6 +6,11 @@
 //! then forecasts the next day's return from each day of the block with the
 //! closes up to that day. [`super::backtest::run`] trades those forecasts:
 //! the forecast made at day `t` sets the position over day `t + 1`.
+//!
+//! With a `target_volatility` the position is the signal's sign times
+//! `min(MAX_LEVERAGE, target / σₜ)`, `σₜ` the EWMA (RiskMetrics, λ 0.94)
+//! forecast of the next day's volatility from the closes up to day `t`
+//! ([`backtest::volatility_target_sizes`]); without one it is the sign.
 
 use std::time::Instant;
 
@@ -25,6 +30,10 @@ pub struct Plan {
     pub threshold: f64,
     pub allow_short: bool,
     pub transaction_cost_bps: f64,
+    /// Annualised volatility the positions are sized to (0.15 = 15 %);
+    /// absent, every position is one unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_volatility: Option<f64>,
 }
 
 impl Default for Plan {
@@ -34,13 +43,21 @@ impl Default for Plan {
             threshold: 0.0,
             allow_short: false,
             transaction_cost_bps: 10.0,
+            target_volatility: None,
         }
     }
 }
 
+/// Closes a volatility target wants before the first traded day: the
+/// EWMA's 21-return seed and 78 updates, after which the seed weighs less
+/// than 1 % (0.94^78).
+pub const TARGET_HISTORY: usize = 100;
+
 bounds! {
     Threshold: 0.0, 0.1, "0 to 0.1";
     Bps: 0.0, 100.0, "0 to 100";
+    /// Above 0: the smallest positive double is the least target.
+    TargetVolatility: f64::MIN_POSITIVE, 2.0, "0 (excluded) to 2";
 }
 
 /// The plan's params as a request writes them.
@@ -51,6 +68,7 @@ struct PlanRequest {
     threshold: Option<Number<Threshold>>,
     allow_short: Option<Flag>,
     transaction_cost_bps: Option<Number<Bps>>,
+    target_volatility: Option<Number<TargetVolatility>>,
 }
 
 impl Plan {
@@ -69,6 +87,7 @@ impl Plan {
             transaction_cost_bps: r
                 .transaction_cost_bps
                 .map_or(defaults.transaction_cost_bps, Number::get),
+            target_volatility: r.target_volatility.map(Number::get),
         };
         Ok((plan, model))
     }
@@ -193,7 +212,16 @@ pub fn run(
     let (made, refits) = forecasts(model, &closes, start, plan, budget)?;
     let mut signal: Vec<Option<f64>> = made.iter().copied().map(Some).collect();
     signal.push(None); // the last day's forecast has no day to trade
-    let performance = backtest::run(&days[start..], &signal, &plan.rules())?;
+                       // Sized from every close given, the model's history included.
+    let sizes = plan
+        .target_volatility
+        .map(|target| backtest::volatility_target_sizes(&closes, target));
+    let performance = backtest::run_sized(
+        &days[start..],
+        &signal,
+        sizes.as_deref().map(|s| &s[start..]),
+        &plan.rules(),
+    )?;
     Ok(WalkForward {
         performance,
         first_day: days[start].0,
@@ -207,7 +235,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::backtest::tests::alternating;
+    use crate::models::backtest::tests::{alternating, regime_change};
     use crate::models::{InputType, Model, ModelInfo, ModelInput, Prediction, Registry};
     use serde_json::json;
 
@@ -264,6 +292,37 @@ mod tests {
         }
     }
 
+    /// Always forecasts a rise, from any closes.
+    struct AlwaysLong {
+        info: ModelInfo,
+    }
+
+    impl Model for AlwaysLong {
+        type Params = NoParams;
+        fn info(&self) -> &ModelInfo {
+            &self.info
+        }
+        fn lookback(&self, _: &NoParams) -> usize {
+            2
+        }
+        fn predict(
+            &self,
+            _: &ModelInput,
+            _: &NoParams,
+            _: &Budget,
+        ) -> Result<Prediction, ModelError> {
+            unreachable!("backtests call forecast_ahead")
+        }
+        fn forecast_ahead(
+            &self,
+            Ahead { at, .. }: Ahead<'_>,
+            _: &NoParams,
+            _: &Budget,
+        ) -> Result<Vec<f64>, ModelError> {
+            Ok(at.map(|_| 0.01).collect())
+        }
+    }
+
     /// The reversal model, with no params.
     fn reversal() -> std::sync::Arc<dyn Run> {
         let mut registry = Registry::default();
@@ -273,6 +332,107 @@ mod tests {
             .unwrap()
             .configure(&RawParams::new())
             .unwrap()
+    }
+
+    fn always_long() -> std::sync::Arc<dyn Run> {
+        let mut registry = Registry::default();
+        registry.register(AlwaysLong {
+            info: ModelInfo {
+                name: "always_long",
+                ..Reversal::new().info
+            },
+        });
+        registry
+            .get("always_long")
+            .unwrap()
+            .configure(&RawParams::new())
+            .unwrap()
+    }
+
+    fn plan_of(v: serde_json::Value) -> Plan {
+        Plan::split(v.as_object().unwrap()).unwrap().0
+    }
+
+    #[test]
+    fn a_volatility_target_holds_the_strategys_volatility_near_it() {
+        // 400 days at 0.5 % a day (7.9 % a year), then 400 at 3 % (47.6 %).
+        let days = regime_change(400, 0.005, 0.03);
+        let start = TARGET_HISTORY;
+        let walk = |plan: &Plan| {
+            run(
+                always_long().as_ref(),
+                &days,
+                start,
+                plan,
+                &Budget::unlimited(),
+            )
+            .unwrap()
+            .performance
+        };
+        let unit = walk(&Plan::default());
+        let target = 0.15;
+        let sized = walk(&plan_of(json!({"target_volatility": target})));
+        let (miss_sized, miss_unit) = (
+            (sized.annual_volatility - target).abs(),
+            (unit.annual_volatility - target).abs(),
+        );
+        let realised = format!(
+            "target {target}: realised {:.4} sized, {:.4} one unit",
+            sized.annual_volatility, unit.annual_volatility
+        );
+        assert!(miss_sized < miss_unit, "{realised}");
+        assert!(miss_sized < 0.03, "{realised}");
+        // Unsized, always long is buy-and-hold less one entry.
+        assert_eq!((unit.trades, unit.turnover), (1, 1.0));
+        // Sized, the calm half is levered towards the cap, and each day's
+        // resize is traded (except on days held at the cap).
+        assert!(
+            sized.turnover > 2.0 && sized.trades > 400,
+            "{}",
+            sized.trades
+        );
+    }
+
+    #[test]
+    fn without_a_target_the_plan_and_the_figures_are_unchanged() {
+        let days = alternating(60);
+        let defaults = plan_of(json!({}));
+        assert_eq!(defaults, Plan::default());
+        assert_eq!(defaults.target_volatility, None);
+        // The answered plan (and the backtest cache's key) has no new field.
+        assert_eq!(
+            serde_json::to_value(&defaults).unwrap(),
+            json!({"retrain_every": 21, "threshold": 0.0, "allow_short": false, "transaction_cost_bps": 10.0})
+        );
+        // One unit long on each forecast rise: the figures of the unsized
+        // backtest of the same signal, to the bit.
+        let w = run(
+            reversal().as_ref(),
+            &days,
+            1,
+            &defaults,
+            &Budget::unlimited(),
+        )
+        .unwrap();
+        let closes: Vec<f64> = days.iter().map(|d| d.1).collect();
+        let mut signal: Vec<Option<f64>> = (1..days.len() - 1)
+            .map(|t| Some(-(closes[t] / closes[t - 1] - 1.0)))
+            .collect();
+        signal.push(None);
+        let unit = backtest::run(&days[1..], &signal, &defaults.rules()).unwrap();
+        assert_eq!(w.performance, unit);
+        // 29 rises held, 29 entries and 28 exits (the last day is held).
+        let expected = (1.1f64 - 0.001).powi(29) * (1.0f64 - 0.001).powi(28) - 1.0;
+        assert!((w.performance.total_return - expected).abs() < 1e-12);
+        assert_eq!((w.performance.trades, w.performance.turnover), (57, 57.0));
+        // With a target the same signal is sized, so the figures move.
+        let sized = plan_of(json!({"target_volatility": 0.15}));
+        let s = run(reversal().as_ref(), &days, 1, &sized, &Budget::unlimited()).unwrap();
+        assert_ne!(s.performance.total_return, w.performance.total_return);
+        assert_eq!(
+            serde_json::to_value(&sized).unwrap()["target_volatility"],
+            0.15
+        );
     }
 
     #[test]
@@ -335,6 +495,10 @@ mod tests {
             json!({"threshold": -0.1}),
             json!({"transaction_cost_bps": "ten"}),
             json!({"allow_short": 1}),
+            json!({"target_volatility": 0}),
+            json!({"target_volatility": -0.1}),
+            json!({"target_volatility": 2.5}),
+            json!({"target_volatility": "15%"}),
         ] {
             assert!(split(bad.clone()).is_err(), "{bad}");
         }
@@ -342,6 +506,15 @@ mod tests {
         let (p, rest) = split(json!({"allow_short": true, "retrain_every": 5, "seed": 3})).unwrap();
         assert!(p.allow_short && p.retrain_every == 5);
         assert_eq!(p.rules().cost, 0.001);
+        let err = split(json!({"target_volatility": 0})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "params.target_volatility must be a number from 0 (excluded) to 2, got 0"
+        );
+        for ok in [1e-3, 0.15, 2.0] {
+            let (p, _) = split(json!({ "target_volatility": ok })).unwrap();
+            assert_eq!(p.target_volatility, Some(ok));
+        }
         assert_eq!(
             rest.keys().collect::<Vec<_>>(),
             ["seed"],

@@ -103,6 +103,55 @@ async fn trading_rules_come_from_params() {
 }
 
 #[tokio::test]
+async fn a_volatility_target_sizes_the_signal_and_is_answered_in_the_plan() {
+    let app = spawn_app().await;
+    let request = |params: Value| json!({"model_id": "lstm_predictor", "stock_symbol": "MSFT", "period": "6mo", "params": params});
+    let (status, unit) = app.post("/api/catalog/backtest", &request(json!({}))).await;
+    assert_eq!(status, 200, "{unit}");
+    assert!(unit["backtest_result"]["plan"]
+        .get("target_volatility")
+        .is_none());
+    let (status, sized) = app
+        .post(
+            "/api/catalog/backtest",
+            &request(json!({"target_volatility": 0.1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sized}");
+    let (unit, sized) = (&unit["backtest_result"], &sized["backtest_result"]);
+    assert_eq!(sized["plan"]["target_volatility"], 0.1);
+    assert!(
+        sized["strategy"]
+            .as_str()
+            .is_some_and(|s| s.contains("sized to 0.1 annualised volatility")),
+        "{sized}"
+    );
+    // The same forecasts traded, sized: the days and forecasts agree.
+    assert_eq!(sized["days"], unit["days"]);
+    assert_eq!(sized["forecasts"], unit["forecasts"]);
+    if unit["trades"].as_u64() > Some(0) {
+        assert_ne!(sized["turnover"], unit["turnover"]);
+    }
+    // The optimiser's allocation backtest does not take it.
+    let (status, body) = app
+        .post(
+            "/api/catalog/backtest",
+            &json!({"model_id": "realtime_portfolio_optimizer", "stock_symbols": ["AAPL", "KO"], "params": {"target_volatility": 0.1}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_input"))
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("target_volatility")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn bad_backtest_requests_get_clear_errors() {
     let app = spawn_app().await;
     let cases = [
@@ -148,6 +197,11 @@ async fn bad_backtest_requests_get_clear_errors() {
         ),
         (
             json!({"model_id": "lstm_predictor", "stock_symbol": "AAPL", "params": {"horizon": 5}}),
+            400,
+            "invalid_input",
+        ),
+        (
+            json!({"model_id": "lstm_predictor", "stock_symbol": "AAPL", "params": {"target_volatility": 0}}),
             400,
             "invalid_input",
         ),

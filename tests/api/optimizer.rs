@@ -112,6 +112,39 @@ async fn every_method_and_current_weights_work() {
 }
 
 #[tokio::test]
+async fn garch_covariance_over_http() {
+    let app = spawn_app().await;
+    let body = json!({"params": {"symbols": ["AAPL", "JNJ", "KO", "XOM"], "method": "min_variance", "covariance": "garch"}});
+    let (status, resp) = app.post(URL, &body).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["covariance"], "garch");
+    assert!((weight_sum(&resp) - 1.0).abs() < 1e-9);
+    let short = json!({
+        "price_data": {"AAPL": last("AAPL", 60), "KO": last("KO", 60)},
+        "params": {"covariance": "garch"}
+    });
+    let (status, resp) = app.post(URL, &short).await;
+    assert_eq!(
+        (status, resp["code"].as_str()),
+        (422, Some("insufficient_data"))
+    );
+    assert!(
+        resp["error"].as_str().is_some_and(|e| e.contains("100")),
+        "{resp}"
+    );
+    let flat = json!({
+        "price_data": {"AAPL": last("AAPL", 120), "KO": vec![42.0; 120]},
+        "params": {"covariance": "garch"}
+    });
+    let (status, resp) = app.post(URL, &flat).await;
+    assert_eq!((status, resp["code"].as_str()), (422, Some("model_failed")));
+    assert!(
+        resp["error"].as_str().is_some_and(|e| e.contains("KO")),
+        "{resp}"
+    );
+}
+
+#[tokio::test]
 async fn bad_optimiser_inputs_get_4xx_naming_the_problem() {
     let app = spawn_app().await;
     let two = json!({"A": last("KO", 30), "B": last("PEP", 30)});

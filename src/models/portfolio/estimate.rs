@@ -1,7 +1,10 @@
 //! Return and risk estimates from aligned closes: simple returns, their
-//! sample mean, and a covariance (sample, or Ledoit-Wolf shrinkage).
+//! sample mean, and a covariance (sample, Ledoit-Wolf shrinkage, or the
+//! sample correlation scaled by GARCH(1,1) volatility forecasts).
 
 use ndarray::{Array1, Array2, Axis};
+
+use crate::models::volatility::{self, GarchSpec, VolatilityError};
 
 /// Simple returns of the last `len` closes of every series, one column per
 /// asset, oldest row first.
@@ -60,6 +63,51 @@ pub fn ledoit_wolf(returns: &Array2<f64>) -> (Array2<f64>, f64) {
     (shrunk, shrinkage)
 }
 
+/// Sample correlation of the return columns. An asset whose returns do not
+/// vary has no correlation to speak of: it is taken as uncorrelated with
+/// the others (1 on its diagonal, 0 elsewhere), which keeps the matrix
+/// positive semi-definite.
+pub fn sample_correlation(returns: &Array2<f64>) -> Array2<f64> {
+    let cov = sample_covariance(returns);
+    let sd: Vec<f64> = cov.diag().iter().map(|v| v.max(0.0).sqrt()).collect();
+    Array2::from_shape_fn(cov.dim(), |(i, j)| {
+        // From the upper triangle only, so the matrix is exactly symmetric.
+        let (i, j) = (i.min(j), i.max(j));
+        if i == j {
+            1.0
+        } else if sd[i] > 0.0 && sd[j] > 0.0 {
+            (cov[[i, j]] / (sd[i] * sd[j])).clamp(-1.0, 1.0)
+        } else {
+            0.0
+        }
+    })
+}
+
+/// `D R D`: the sample correlation `R` of `returns` with the volatilities
+/// `vols` (one per column, same units as the returns) on the diagonal of
+/// `D`. Positive semi-definite whenever `R` is, for any volatilities.
+pub fn scaled_correlation(returns: &Array2<f64>, vols: &[f64]) -> Array2<f64> {
+    let r = sample_correlation(returns);
+    Array2::from_shape_fn(r.dim(), |(i, j)| (vols[i] * vols[j]) * r[[i, j]])
+}
+
+/// The one-period-ahead volatility of the next simple return after
+/// `closes` (oldest first), as a fraction per period: a GARCH(1,1) with
+/// normal shocks and a constant mean ([`GarchSpec::default`]) fitted to
+/// the closes' percent returns, its forecast variance (squared percent)
+/// divided by 1e4. Needs [`volatility::MIN_CLOSES`] closes.
+pub fn garch_volatility(closes: &[f64]) -> Result<f64, VolatilityError> {
+    let fit = volatility::fit(closes, GarchSpec::default())?;
+    let variance = fit.forecast(1, volatility::TRADING_DAYS)?.variance[0] / 1e4;
+    if variance.is_finite() && variance > 0.0 {
+        Ok(variance.sqrt())
+    } else {
+        Err(VolatilityError::InvalidInput(format!(
+            "the forecast variance is {variance}, not a positive number"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +145,20 @@ mod tests {
         let x = &r - &mean(&r);
         let emp = x.t().dot(&x) / 4.0;
         assert!((c.diag().sum() - emp.diag().sum()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn correlation_has_a_unit_diagonal_and_ignores_scale() {
+        let r = array![[0.01, 0.02, 0.0], [0.03, -0.01, 0.0], [-0.02, 0.0, 0.0]];
+        let c = sample_correlation(&r);
+        let cov = sample_covariance(&r);
+        let expected = cov[[0, 1]] / (cov[[0, 0]] * cov[[1, 1]]).sqrt();
+        assert!((c[[0, 1]] - expected).abs() < 1e-15 && c[[0, 1]] == c[[1, 0]]);
+        assert_eq!(c.diag().to_vec(), [1.0, 1.0, 1.0]);
+        // The third asset does not move: uncorrelated, not NaN.
+        assert_eq!((c[[0, 2]], c[[2, 1]]), (0.0, 0.0));
+        let scaled = scaled_correlation(&r, &[0.1, 0.2, 0.3]);
+        assert!((scaled[[0, 1]] - 0.02 * expected).abs() < 1e-15);
+        assert!((scaled[[2, 2]] - 0.09).abs() < 1e-15);
     }
 }

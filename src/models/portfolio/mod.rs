@@ -4,8 +4,9 @@
 //!
 //! Returns are simple daily returns of the most recent window common to all
 //! series; the mean is the sample mean and the covariance the sample
-//! covariance (`T - 1`), or Ledoit-Wolf shrinkage on request. Every figure
-//! reported is per period (daily) unless under `annualized`.
+//! covariance (`T - 1`), or on request Ledoit-Wolf shrinkage or the sample
+//! correlation scaled by each asset's GARCH(1,1) volatility forecast. Every
+//! figure reported is per period (daily) unless under `annualized`.
 
 pub mod estimate;
 pub mod solve;
@@ -17,6 +18,8 @@ use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use solve::{SolveError, Solved};
+
+use super::volatility::{self, VolatilityError};
 
 /// Relative accuracy of risk-parity contributions.
 const RISK_PARITY_TOLERANCE: f64 = 1e-10;
@@ -57,6 +60,11 @@ impl FromStr for Method {
 pub enum CovarianceEstimator {
     Sample,
     LedoitWolf,
+    /// `D R D`: `R` the sample correlation of the window's returns, `D` the
+    /// diagonal of each asset's next-period volatility forecast by a
+    /// GARCH(1,1) (normal shocks, constant mean) fitted to its closes of
+    /// the same window. Needs [`volatility::MIN_CLOSES`] closes.
+    Garch,
 }
 
 impl FromStr for CovarianceEstimator {
@@ -65,8 +73,9 @@ impl FromStr for CovarianceEstimator {
         match s {
             "sample" => Ok(CovarianceEstimator::Sample),
             "ledoit_wolf" => Ok(CovarianceEstimator::LedoitWolf),
+            "garch" => Ok(CovarianceEstimator::Garch),
             other => Err(format!(
-                "unknown covariance {other:?}: expected sample or ledoit_wolf"
+                "unknown covariance {other:?}: expected sample, ledoit_wolf or garch"
             )),
         }
     }
@@ -140,7 +149,7 @@ pub struct PortfolioReport {
     pub transaction_costs: f64,
     pub method: Method,
     pub covariance: CovarianceEstimator,
-    /// Ledoit-Wolf shrinkage intensity (0 for the sample covariance).
+    /// Ledoit-Wolf shrinkage intensity (0 for the other estimators).
     pub shrinkage: f64,
 }
 
@@ -162,6 +171,9 @@ pub enum OptimizeError {
     InvalidParam { name: &'static str, reason: String },
     #[error("{0}")]
     Infeasible(String),
+    /// The data gave an estimator nothing it could fit (a GARCH fit failed).
+    #[error("{0}")]
+    Unfit(String),
     #[error("{0}")]
     SolverFailed(String),
 }
@@ -176,6 +188,7 @@ impl OptimizeError {
             | OptimizeError::InvalidParam { .. } => "invalid_input",
             OptimizeError::InsufficientData(_) => "insufficient_data",
             OptimizeError::Infeasible(_) => "infeasible",
+            OptimizeError::Unfit(_) => "model_failed",
             OptimizeError::SolverFailed(_) => "solver_failed",
         }
     }
@@ -193,13 +206,20 @@ impl fmt::Display for Method {
     }
 }
 
-/// Return observations needed: a non-singular sample covariance needs more
-/// observations than assets; equal weight and shrinkage need only two.
+/// Return observations needed: a non-singular sample covariance (or sample
+/// correlation) needs more observations than assets; equal weight and
+/// shrinkage need only two; a GARCH fit needs [`volatility::MIN_CLOSES`]
+/// closes whatever the method, since the report's figures use it.
 pub fn min_observations(n_assets: usize, params: &OptimizeParams) -> usize {
-    if params.covariance == CovarianceEstimator::Sample && params.method != Method::EqualWeight {
-        n_assets + 1
-    } else {
+    let sample = if params.method == Method::EqualWeight {
         2
+    } else {
+        n_assets + 1
+    };
+    match params.covariance {
+        CovarianceEstimator::Sample => sample,
+        CovarianceEstimator::LedoitWolf => 2,
+        CovarianceEstimator::Garch => sample.max(volatility::MIN_CLOSES - 1),
     }
 }
 
@@ -214,8 +234,16 @@ pub fn optimize(
     let len = assets.iter().map(|a| a.closes.len()).min().unwrap_or(0);
     let needed = min_observations(n, params);
     if len < needed + 1 {
+        let why = if params.covariance == CovarianceEstimator::Garch {
+            format!(
+                " and covariance garch (a GARCH(1,1) fit per asset needs at least {} closes)",
+                volatility::MIN_CLOSES
+            )
+        } else {
+            String::new()
+        };
         return Err(OptimizeError::InsufficientData(format!(
-            "{n} assets with {method} need at least {} prices per asset ({needed} returns); \
+            "{n} assets with {method}{why} need at least {} prices per asset ({needed} returns); \
              the shortest series has {len}",
             needed + 1,
             method = params.method,
@@ -233,6 +261,7 @@ pub fn optimize(
     let (cov, shrinkage) = match params.covariance {
         CovarianceEstimator::Sample => (estimate::sample_covariance(&returns), 0.0),
         CovarianceEstimator::LedoitWolf => estimate::ledoit_wolf(&returns),
+        CovarianceEstimator::Garch => (garch_covariance(assets, len, &returns)?, 0.0),
     };
 
     let solved = match params.method {
@@ -267,6 +296,32 @@ pub fn optimize(
         len - 1,
         solved,
     ))
+}
+
+/// `D R D` from a GARCH(1,1) fit to each asset's last `len` closes (the
+/// window `returns` were taken from); a failed fit is refused naming the
+/// asset.
+fn garch_covariance(
+    assets: &[AssetSeries],
+    len: usize,
+    returns: &Array2<f64>,
+) -> Result<Array2<f64>, OptimizeError> {
+    let vols = assets
+        .iter()
+        .map(|a| {
+            estimate::garch_volatility(&a.closes[a.closes.len() - len..])
+                .map_err(|e| garch_failed(&a.symbol, e))
+        })
+        .collect::<Result<Vec<f64>, _>>()?;
+    Ok(estimate::scaled_correlation(returns, &vols))
+}
+
+fn garch_failed(symbol: &str, e: VolatilityError) -> OptimizeError {
+    let message = format!("covariance garch: the GARCH(1,1) fit to {symbol}'s closes failed: {e}");
+    match e {
+        VolatilityError::InsufficientData { .. } => OptimizeError::InsufficientData(message),
+        _ => OptimizeError::Unfit(message),
+    }
 }
 
 fn check_assets(assets: &[AssetSeries]) -> Result<(), OptimizeError> {
@@ -611,5 +666,131 @@ mod tests {
             optimize(&assets, &sample).unwrap_err().code(),
             "insufficient_data"
         );
+    }
+
+    /// The last `n` embedded closes of each of `symbols`.
+    fn embedded(symbols: &[&str], n: usize) -> Vec<AssetSeries> {
+        let table = crate::market::dataset::embedded().unwrap();
+        symbols
+            .iter()
+            .map(|s| {
+                let closes: Vec<f64> = table[*s].iter().map(|b| b.close).collect();
+                asset(s, &closes[closes.len() - n..])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn garch_covariance_is_the_sample_correlation_scaled_by_garch_forecasts() {
+        // Series of different lengths: the common window is the last 300.
+        let mut assets = embedded(&["AAPL", "JNJ", "KO", "XOM"], 300);
+        assets[1].closes.splice(0..0, [50.0, 51.0, 50.5]);
+        let len = 300;
+        let series: Vec<&[f64]> = assets.iter().map(|a| a.closes.as_slice()).collect();
+        let returns = estimate::simple_returns(&series, len);
+        let cov = garch_covariance(&assets, len, &returns).unwrap();
+        let sample = estimate::sample_covariance(&returns);
+        for (i, a) in assets.iter().enumerate() {
+            let window = &a.closes[a.closes.len() - len..];
+            let fit = volatility::fit(window, volatility::GarchSpec::default()).unwrap();
+            let variance = fit.forecast(1, 252.0).unwrap().variance[0] / 1e4;
+            assert!(
+                (cov[[i, i]] - variance).abs() <= 1e-12 * variance,
+                "{}: {} vs {variance}",
+                a.symbol,
+                cov[[i, i]]
+            );
+            // Daily volatility of a large cap: a fraction, not percent.
+            assert!((0.002..0.06).contains(&variance.sqrt()), "{variance}");
+            for j in 0..assets.len() {
+                let corr = cov[[i, j]] / (cov[[i, i]] * cov[[j, j]]).sqrt();
+                let sample_corr = sample[[i, j]] / (sample[[i, i]] * sample[[j, j]]).sqrt();
+                assert!((corr - sample_corr).abs() < 1e-12, "({i}, {j})");
+            }
+        }
+        // Not the sample covariance itself: the diagonal is the forecast.
+        assert!(cov
+            .diag()
+            .iter()
+            .zip(sample.diag())
+            .any(|(g, s)| (g - s).abs() > 0.05 * s));
+        // Symmetric and positive semi-definite: x' C x >= 0.
+        for probe in [[1.0, -1.0, 1.0, -1.0], [0.3, -0.9, 0.1, 0.5]] {
+            let x = Array1::from(probe.to_vec());
+            assert!(x.dot(&cov.dot(&x)) >= 0.0);
+        }
+        assert_eq!(cov, cov.t());
+    }
+
+    #[test]
+    fn min_variance_solves_with_the_garch_covariance() {
+        let assets = embedded(&["AAPL", "JNJ", "KO", "MSFT", "XOM"], 252);
+        let p = OptimizeParams {
+            method: Method::MinVariance,
+            covariance: CovarianceEstimator::Garch,
+            ..Default::default()
+        };
+        let r = optimize(&assets, &p).unwrap();
+        assert_eq!(r.covariance, CovarianceEstimator::Garch);
+        assert_eq!((r.observations, r.shrinkage), (251, 0.0));
+        assert!((r.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(r.weights.iter().all(|w| (-1e-9..=1.0 + 1e-9).contains(w)));
+        assert!(r.solver.status.contains("Solved"), "{}", r.solver.status);
+        // The reported volatility is that of the GARCH covariance, and no
+        // single asset (a corner of the simplex) has less.
+        let series: Vec<&[f64]> = assets.iter().map(|a| a.closes.as_slice()).collect();
+        let returns = estimate::simple_returns(&series, 252);
+        let cov = garch_covariance(&assets, 252, &returns).unwrap();
+        let w = Array1::from(r.weights.clone());
+        assert!((w.dot(&cov.dot(&w)).sqrt() - r.expected_volatility).abs() < 1e-12);
+        let lowest = cov.diag().iter().cloned().fold(f64::INFINITY, f64::min);
+        assert!(r.expected_volatility <= lowest.sqrt() + 1e-12);
+        // A different answer from the sample covariance's.
+        let sample = optimize(
+            &assets,
+            &OptimizeParams {
+                method: Method::MinVariance,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(sample.covariance, CovarianceEstimator::Sample);
+        assert!(r
+            .weights
+            .iter()
+            .zip(&sample.weights)
+            .any(|(g, s)| (g - s).abs() > 1e-3));
+    }
+
+    #[test]
+    fn garch_needs_a_hundred_closes_and_names_an_asset_it_cannot_fit() {
+        let p = OptimizeParams {
+            method: Method::EqualWeight,
+            covariance: CovarianceEstimator::Garch,
+            ..Default::default()
+        };
+        let err = optimize(&embedded(&["AAPL", "KO"], 99), &p).unwrap_err();
+        assert_eq!(err.code(), "insufficient_data");
+        assert!(
+            err.to_string().contains("covariance garch")
+                && err.to_string().contains("at least 100 prices"),
+            "{err}"
+        );
+        assert!(optimize(&embedded(&["AAPL", "KO"], 100), &p).is_ok());
+        // A stock that never moves gives the likelihood nothing to fit.
+        let mut assets = embedded(&["AAPL", "KO"], 150);
+        assets[1].closes = vec![42.0; 150];
+        let err = optimize(&assets, &p).unwrap_err();
+        assert_eq!(err.code(), "model_failed");
+        assert!(
+            err.to_string()
+                .starts_with("covariance garch: the GARCH(1,1) fit to KO's closes failed"),
+            "{err}"
+        );
+        assert_eq!(
+            "garch".parse::<CovarianceEstimator>(),
+            Ok(CovarianceEstimator::Garch)
+        );
+        assert!("Garch".parse::<CovarianceEstimator>().is_err());
     }
 }
