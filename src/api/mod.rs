@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod enhanced_ml;
 pub mod extract;
 pub mod ops;
+pub mod options;
 pub mod production;
 pub mod schema;
 pub mod state;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         (name = "enhanced_ml_models", description = "Predictors and the portfolio optimiser"),
         (name = "production_api", description = "Market data layer"),
         (name = "catalog", description = "Agents, models, subscriptions, stocks, returns, backtests"),
+        (name = "options", description = "Option prices, greeks and implied volatility"),
         (name = "admin", description = "Operator switches (admin token)"),
         (name = "ops", description = "Liveness, readiness, metrics"),
     )
@@ -117,6 +119,7 @@ pub fn documented_routes(with_metrics: bool) -> (Router<AppState>, utoipa::opena
         .merge(production::router())
         .merge(enhanced_ml::router())
         .merge(catalog::router())
+        .merge(options::router())
         .merge(admin::router())
         .split_for_parts()
 }

@@ -6,6 +6,7 @@
 
 pub mod backtest;
 pub mod input;
+pub mod options;
 
 use std::collections::HashSet;
 use std::sync::Arc;

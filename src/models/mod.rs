@@ -14,6 +14,7 @@ pub mod fit_cache;
 pub mod interval;
 pub mod neural;
 pub mod optimizer;
+pub mod options;
 pub mod params;
 pub mod portfolio;
 pub mod prediction;

@@ -19,6 +19,7 @@ mod networks;
 mod openapi;
 mod ops;
 mod optimizer;
+mod options;
 mod production;
 mod tracking;
 mod volatility;

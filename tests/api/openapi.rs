@@ -5,7 +5,7 @@ use crate::helpers::spawn_app;
 use serde_json::Value;
 
 /// The contract's routes, plus tickcast's own.
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/enhanced_ml_models/list"),
     ("post", "/api/enhanced_ml_models/predict/{model_name}"),
     ("post", "/api/enhanced_ml_models/batch_predict"),
@@ -21,6 +21,8 @@ const ROUTES: [(&str, &str); 21] = [
     ("get", "/api/catalog/stocks"),
     ("post", "/api/catalog/past_month_return"),
     ("post", "/api/catalog/backtest"),
+    ("post", "/api/options/price"),
+    ("post", "/api/options/implied_volatility"),
     ("get", "/api/admin/market_data_provider"),
     ("post", "/api/admin/market_data_provider"),
     ("get", "/healthz"),
