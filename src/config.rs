@@ -30,6 +30,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub backtest: BacktestSettings,
     pub tracking: TrackingSettings,
+    pub stream: StreamSettings,
     pub auth: AuthSettings,
     pub market: MarketSettings,
     pub yahoo: YahooSettings,
@@ -207,6 +208,21 @@ pub struct BacktestSettings {
     pub queue: usize,
     /// Finished backtests kept for identical requests on the same data.
     pub cache_capacity: u64,
+}
+
+/// Live feeds over WebSocket and Server-Sent Events (`/api/stream`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// How often each watched channel is polled through the data manager.
+    pub poll_interval_ms: u64,
+    /// Messages that may wait for one client before it is closed as too slow.
+    pub max_lag_messages: usize,
+    /// A WebSocket that sends nothing (not even a pong) this long is closed.
+    pub idle_timeout_secs: u64,
+    pub max_subscriptions_per_connection: usize,
+    /// Open streams (WebSocket and SSE) beyond this are refused with 503.
+    pub max_connections: usize,
 }
 
 /// Live scoring of served forecasts.
@@ -414,7 +430,16 @@ impl Settings {
     /// Every count, size and duration that must not be 0.
     fn validate_counts(&self) -> Result<(), ConfigError> {
         let (server, market, models) = (&self.server, &self.market, &self.models);
-        let counts: [(&str, u64); 23] = [
+        let stream = &self.stream;
+        let counts: [(&str, u64); 28] = [
+            ("stream.poll_interval_ms", stream.poll_interval_ms),
+            ("stream.max_lag_messages", stream.max_lag_messages as u64),
+            ("stream.idle_timeout_secs", stream.idle_timeout_secs),
+            (
+                "stream.max_subscriptions_per_connection",
+                stream.max_subscriptions_per_connection as u64,
+            ),
+            ("stream.max_connections", stream.max_connections as u64),
             ("server.request_timeout_secs", server.request_timeout_secs),
             ("server.body_limit_bytes", server.body_limit_bytes as u64),
             (

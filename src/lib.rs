@@ -11,6 +11,7 @@ pub mod forecast;
 pub mod market;
 pub mod models;
 pub mod startup;
+pub mod stream;
 pub mod telemetry;
 pub mod throttle;
 

@@ -150,6 +150,9 @@ fn presented_key(req: &Request<Body>) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// The WebSocket route, which may take its key in a message instead.
+pub const STREAM_PATH: &str = "/api/stream";
+
 /// Routes open whatever is configured: ops polls health, and admin routes
 /// have their own token.
 fn is_open(path: &str) -> bool {
@@ -177,7 +180,14 @@ fn key_required() -> ApiError {
 impl Access {
     /// The caller behind the request's key, within its rate.
     fn admit_key(&self, req: &Request<Body>) -> Result<Caller, ApiError> {
-        let key = presented_key(req)
+        self.admit_presented(presented_key(req).unwrap_or(""))
+    }
+
+    /// The caller behind `presented` (a key sent in a stream's first
+    /// message), within its rate.
+    pub fn admit_presented(&self, presented: &str) -> Result<Caller, ApiError> {
+        let key = Some(presented.trim())
+            .filter(|k| !k.is_empty())
             .and_then(|k| self.caller_for(k))
             .ok_or_else(key_required)?;
         if let Some(Err(not_until)) = key.limiter.as_ref().map(|l| l.check()) {
@@ -221,6 +231,12 @@ pub async fn guard(
     next: Next,
 ) -> Response<Body> {
     if is_open(req.uri().path()) {
+        return next.run(req).await;
+    }
+    // Browsers cannot set headers on a WebSocket: without one, the stream
+    // asks for the key in its first message (a wrong key is still refused
+    // here, before the upgrade).
+    if req.uri().path() == STREAM_PATH && access.requires_keys() && presented_key(&req).is_none() {
         return next.run(req).await;
     }
     let admitted = if access.requires_keys() {

@@ -11,6 +11,7 @@ pub mod options;
 pub mod production;
 pub mod schema;
 pub mod state;
+pub mod stream;
 
 use std::any::Any;
 use std::time::Duration;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         (name = "production_api", description = "Market data layer"),
         (name = "catalog", description = "Agents, models, subscriptions, stocks, returns, backtests"),
         (name = "options", description = "Option prices, greeks and implied volatility"),
+        (name = "stream", description = "Live quotes, forecasts and health over WebSocket or Server-Sent Events"),
         (name = "admin", description = "Operator switches (admin token)"),
         (name = "ops", description = "Liveness, readiness, metrics"),
     )
@@ -120,6 +122,7 @@ pub fn documented_routes(with_metrics: bool) -> (Router<AppState>, utoipa::opena
         .merge(enhanced_ml::router())
         .merge(catalog::router())
         .merge(options::router())
+        .merge(stream::router())
         .merge(admin::router())
         .split_for_parts()
 }
@@ -240,8 +243,10 @@ mod tests {
             ("extract.rs", include_str!("extract.rs")),
             ("mod.rs", include_str!("mod.rs")),
             ("ops.rs", include_str!("ops.rs")),
+            ("options.rs", include_str!("options.rs")),
             ("production.rs", include_str!("production.rs")),
             ("state.rs", include_str!("state.rs")),
+            ("stream.rs", include_str!("stream.rs")),
         ];
         let plain_route = concat!(".", "route(");
         for (name, text) in files {

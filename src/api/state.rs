@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::forecast::backtest::BacktestService;
 use crate::forecast::ForecastService;
 use crate::market::DataManager;
+use crate::stream::Hub;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,6 +17,8 @@ pub struct AppState {
     pub market: Arc<DataManager>,
     pub forecasts: Arc<ForecastService>,
     pub backtests: Arc<BacktestService>,
+    /// Live feeds (`/api/stream`).
+    pub streams: Arc<Hub>,
     pub catalog: Arc<Catalog>,
     pub subscriptions: SubscriptionStore,
     /// API keys and per-caller rate limits.

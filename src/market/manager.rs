@@ -34,6 +34,9 @@ pub enum MarketError {
 pub struct QuoteReport {
     pub found: Vec<(String, Quote)>,
     pub missing: Vec<(String, String)>,
+    /// The missing symbols a provider could not answer for now (down,
+    /// limited), as opposed to none having them.
+    pub unavailable: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -469,7 +472,10 @@ impl DataManager {
                 if let Some(quote) = self.stand_in(key, missing).await {
                     known.insert(key.clone(), quote);
                 } else {
-                    why_missing.insert(key.clone(), missing.reason.clone());
+                    why_missing.insert(
+                        key.clone(),
+                        (missing.reason.clone(), missing.provider_failed),
+                    );
                 }
             }
         }
@@ -477,10 +483,14 @@ impl DataManager {
             match known.get(&key) {
                 Some(quote) => report.found.push((caller, quote.clone())),
                 None => {
-                    let reason = why_missing.get(&key).cloned();
-                    report
-                        .missing
-                        .push((caller, reason.unwrap_or_else(|| NO_PROVIDER.into())));
+                    let (reason, failed) = why_missing
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_else(|| (NO_PROVIDER.into(), false));
+                    if failed {
+                        report.unavailable.push(caller.clone());
+                    }
+                    report.missing.push((caller, reason));
                 }
             }
         }

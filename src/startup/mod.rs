@@ -130,8 +130,22 @@ pub async fn build_state(settings: Settings, registry: Registry) -> anyhow::Resu
     market.observe_with(Arc::clone(&tracker) as Arc<dyn HistoryObserver>);
     let registry = Arc::new(registry);
     let limits = settings::input_limits(&settings);
-    let forecasts =
-        ForecastService::new(Arc::clone(&registry), Arc::clone(&market), tracker, limits);
+    let forecasts = Arc::new(ForecastService::new(
+        Arc::clone(&registry),
+        Arc::clone(&market),
+        tracker,
+        limits,
+    ));
+    let render: crate::stream::RenderForecast = Arc::new(|served| {
+        serde_json::to_value(crate::api::schema::PredictionResponse::from(served))
+            .unwrap_or(serde_json::Value::Null)
+    });
+    let streams = Arc::new(crate::stream::Hub::new(
+        Arc::clone(&market),
+        Arc::clone(&forecasts),
+        render,
+        settings.stream.clone(),
+    ));
     let backtests = BacktestService::new(
         registry,
         Arc::clone(&market),
@@ -155,7 +169,8 @@ pub async fn build_state(settings: Settings, registry: Registry) -> anyhow::Resu
     Ok(AppState {
         settings: Arc::new(settings),
         market,
-        forecasts: Arc::new(forecasts),
+        forecasts,
+        streams,
         backtests: Arc::new(backtests),
         catalog: Arc::new(catalog),
         subscriptions,
@@ -261,10 +276,12 @@ impl Application {
         let stopping = CancellationToken::new();
         {
             let stopping = stopping.clone();
+            let streams = Arc::clone(&self.state.streams);
             tokio::spawn(async move {
                 shutdown.await;
                 ready.store(false, Ordering::Release);
                 tracing::info!("shutting down: finishing in-flight requests");
+                streams.stop();
                 stopping.cancel();
             });
         }

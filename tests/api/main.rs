@@ -21,5 +21,6 @@ mod ops;
 mod optimizer;
 mod options;
 mod production;
+mod stream;
 mod tracking;
 mod volatility;
