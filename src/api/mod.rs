@@ -9,6 +9,7 @@ pub mod extract;
 pub mod ops;
 pub mod options;
 pub mod production;
+pub mod risk;
 pub mod schema;
 pub mod state;
 
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         (name = "production_api", description = "Market data layer"),
         (name = "catalog", description = "Agents, models, subscriptions, stocks, returns, backtests"),
         (name = "options", description = "Option prices, greeks and implied volatility"),
+        (name = "risk", description = "Portfolio Value at Risk, expected shortfall and VaR backtests"),
         (name = "admin", description = "Operator switches (admin token)"),
         (name = "ops", description = "Liveness, readiness, metrics"),
     )
@@ -120,6 +122,7 @@ pub fn documented_routes(with_metrics: bool) -> (Router<AppState>, utoipa::opena
         .merge(enhanced_ml::router())
         .merge(catalog::router())
         .merge(options::router())
+        .merge(risk::router())
         .merge(admin::router())
         .split_for_parts()
 }
@@ -240,7 +243,9 @@ mod tests {
             ("extract.rs", include_str!("extract.rs")),
             ("mod.rs", include_str!("mod.rs")),
             ("ops.rs", include_str!("ops.rs")),
+            ("options.rs", include_str!("options.rs")),
             ("production.rs", include_str!("production.rs")),
+            ("risk.rs", include_str!("risk.rs")),
             ("state.rs", include_str!("state.rs")),
         ];
         let plain_route = concat!(".", "route(");

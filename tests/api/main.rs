@@ -21,5 +21,6 @@ mod ops;
 mod optimizer;
 mod options;
 mod production;
+mod risk;
 mod tracking;
 mod volatility;

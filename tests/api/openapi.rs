@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/catalog/backtest"),
     ("post", "/api/options/price"),
     ("post", "/api/options/implied_volatility"),
+    ("post", "/api/risk/var"),
     ("get", "/api/admin/market_data_provider"),
     ("post", "/api/admin/market_data_provider"),
     ("get", "/healthz"),
