@@ -44,12 +44,10 @@ pub struct VarBody {
     /// every symbol. Must sum to 1 (within 1e-6); negative weights are
     /// short positions.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub weights: Option<Value>,
     /// `{symbol: [closes, oldest first]}`, as for the optimiser; the series
     /// are aligned on their most recent common window.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub price_data: Option<Value>,
     /// Confidence levels, each strictly between 0 and 1 (default
     /// `[0.95, 0.99]`, at most 8).
