@@ -37,9 +37,10 @@ definitions (see the README, "Portfolio risk"):
   carries the recursion forward with the parameters held.
 
 The GARCH figures depend on arch's fit (tickcast fits the same likelihood
-with its own optimiser, equal to about 1e-6), so the fixture also records the
-filter itself (sigma of every return, the horizon deviation), which the Rust
-test feeds to its filtered-simulation arithmetic to compare exactly.
+with its own optimiser; the parameters agree within about 1e-4 relative),
+so the fixture also records the filter itself (sigma of every return, the
+horizon deviation), which the Rust test feeds to its filtered-simulation
+arithmetic to compare exactly.
 """
 import json
 import math
