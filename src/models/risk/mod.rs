@@ -464,12 +464,12 @@ pub fn assess(portfolio: &Portfolio, params: &RiskParams) -> Result<RiskReport, 
         results.insert(method.name().to_string(), by_level);
     }
 
+    let date = |i: usize| portfolio.dates.as_ref().map(|d| d[i]);
     let (backtest, backtest_window) = match backtest_window {
         None => (None, None),
         Some(window) => {
             let all = portfolio.portfolio_returns();
             let (tests, model) = run_backtest(&all, params, window);
-            let date = |i: usize| portfolio.dates.as_ref().map(|d| d[i]);
             (
                 Some(tests),
                 Some(BacktestWindow {
@@ -482,7 +482,6 @@ pub fn assess(portfolio: &Portfolio, params: &RiskParams) -> Result<RiskReport, 
             )
         }
     };
-    let date = |i: usize| portfolio.dates.as_ref().map(|d| d[i]);
     Ok(RiskReport {
         symbols: portfolio.symbols.clone(),
         weights: portfolio
