@@ -9,6 +9,7 @@ pub mod extract;
 pub mod ops;
 pub mod options;
 pub mod production;
+pub mod risk;
 pub mod schema;
 pub mod state;
 pub mod stream;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         (name = "catalog", description = "Agents, models, subscriptions, stocks, returns, backtests"),
         (name = "options", description = "Option prices, greeks and implied volatility"),
         (name = "stream", description = "Live quotes, forecasts and health over WebSocket or Server-Sent Events"),
+        (name = "risk", description = "Portfolio Value at Risk, expected shortfall and VaR backtests"),
         (name = "admin", description = "Operator switches (admin token)"),
         (name = "ops", description = "Liveness, readiness, metrics"),
     )
@@ -123,6 +125,7 @@ pub fn documented_routes(with_metrics: bool) -> (Router<AppState>, utoipa::opena
         .merge(catalog::router())
         .merge(options::router())
         .merge(stream::router())
+        .merge(risk::router())
         .merge(admin::router())
         .split_for_parts()
 }
@@ -245,6 +248,7 @@ mod tests {
             ("ops.rs", include_str!("ops.rs")),
             ("options.rs", include_str!("options.rs")),
             ("production.rs", include_str!("production.rs")),
+            ("risk.rs", include_str!("risk.rs")),
             ("state.rs", include_str!("state.rs")),
             ("stream.rs", include_str!("stream.rs")),
         ];

@@ -19,6 +19,7 @@ pub mod params;
 pub mod portfolio;
 pub mod prediction;
 pub mod rebalance;
+pub mod risk;
 pub mod series;
 pub mod tracking;
 pub mod training;

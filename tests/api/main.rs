@@ -22,5 +22,6 @@ mod optimizer;
 mod options;
 mod production;
 mod stream;
+mod risk;
 mod tracking;
 mod volatility;

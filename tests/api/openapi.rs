@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/options/implied_volatility"),
     ("get", "/api/stream"),
     ("get", "/api/stream/sse"),
+    ("post", "/api/risk/var"),
     ("get", "/api/admin/market_data_provider"),
     ("post", "/api/admin/market_data_provider"),
     ("get", "/healthz"),
