@@ -85,18 +85,19 @@ fn min_cvar_matches_skfolio_and_highs() {
         };
         let r = optimize(&assets, &params).unwrap_or_else(|e| panic!("{name}: {e}"));
         let d = max_abs_diff(&r.weights, &numbers(&e["weights"]));
-        assert!(d < 1e-4, "{name}: max |Δw| = {d:e}");
+        // The bar is 1e-4; the two interior-point solves agree far closer.
+        assert!(d < 1e-9, "{name}: max |Δw| = {d:e}");
         let risk = r.tail_risk.expect("min_cvar reports its tail risk");
         assert_eq!(risk.level, level);
         let reference = e["cvar"].as_f64().unwrap();
         assert!(
-            (risk.cvar - reference).abs() < 1e-8,
+            (risk.cvar - reference).abs() < 1e-12,
             "{name}: CVaR {} vs {reference}",
             risk.cvar
         );
         let var = e["value_at_risk"].as_f64().unwrap();
         assert!(
-            (risk.var - var).abs() < 1e-6,
+            (risk.var - var).abs() < 1e-12,
             "{name}: VaR {} vs {var}",
             risk.var
         );
@@ -177,10 +178,10 @@ fn efficient_frontier_matches_pypfopt() {
         assert_eq!(expected.len(), points);
         for (k, (got, want)) in frontier.iter().zip(expected).enumerate() {
             let d = max_abs_diff(&got.weights, &numbers(&want["weights"]));
-            assert!(d < 1e-4, "{name} point {k}: max |Δw| = {d:e}");
+            assert!(d < 1e-5, "{name} point {k}: max |Δw| = {d:e}");
             let vol = want["volatility"].as_f64().unwrap();
             assert!(
-                (got.volatility - vol).abs() < 1e-8,
+                (got.volatility - vol).abs() < 1e-10,
                 "{name} point {k}: volatility {} vs {vol}",
                 got.volatility
             );

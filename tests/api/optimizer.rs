@@ -412,3 +412,29 @@ async fn cvar_and_frontier_params_are_checked() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_tail_risk_and_the_frontier() {
+    let app = spawn_app().await;
+    let (status, spec) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let schemas = &spec["components"]["schemas"];
+    let allocation = &schemas["OptimisedAllocation"]["properties"];
+    for field in ["tail_risk", "frontier"] {
+        assert!(allocation.get(field).is_some(), "{field}: {allocation}");
+    }
+    for field in ["expected_return", "volatility", "sharpe", "weights"] {
+        assert!(
+            schemas["FrontierPortfolio"]["properties"]
+                .get(field)
+                .is_some(),
+            "{field}"
+        );
+    }
+    for field in ["level", "value_at_risk", "cvar"] {
+        assert!(
+            schemas["TailRisk"]["properties"].get(field).is_some(),
+            "{field}"
+        );
+    }
+}
