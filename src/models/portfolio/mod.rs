@@ -745,6 +745,45 @@ mod tests {
         );
     }
 
+    #[test]
+    fn min_cvar_and_the_frontier_cope_with_few_observations_under_shrinkage() {
+        // 8 assets, 5 returns: the CVaR LP has many optimal portfolios and
+        // the shrunk covariance is the only invertible one; both still
+        // answer a fully invested, bounded portfolio.
+        let assets: Vec<AssetSeries> = (0..8)
+            .map(|i| asset(&format!("S{i}"), &wave(6, i as f64, 0.001 * i as f64)))
+            .collect();
+        for method in [Method::MinCvar, Method::EfficientFrontier] {
+            let p = OptimizeParams {
+                method,
+                covariance: CovarianceEstimator::LedoitWolf,
+                weight_bounds: Some((0.0, 0.3)),
+                frontier_points: 5,
+                ..Default::default()
+            };
+            let r = optimize(&assets, &p).unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert!(
+                (r.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+                "{method}"
+            );
+            assert!(r.weights.iter().all(|w| *w <= 0.3 + 1e-7), "{method}");
+            assert_eq!(r.tail_risk.is_some(), method == Method::MinCvar);
+            assert_eq!(
+                r.frontier.as_ref().map(Vec::len),
+                (method == Method::EfficientFrontier).then_some(5)
+            );
+        }
+        for (level, points) in [(1.0, 20), (0.0, 20), (f64::NAN, 20), (0.95, 1), (0.95, 201)] {
+            let p = OptimizeParams {
+                method: Method::MinCvar,
+                cvar_level: level,
+                frontier_points: points,
+                ..Default::default()
+            };
+            assert_eq!(optimize(&three(), &p).unwrap_err().code(), "invalid_input");
+        }
+    }
+
     /// The last `n` embedded closes of each of `symbols`.
     fn embedded(symbols: &[&str], n: usize) -> Vec<AssetSeries> {
         let table = crate::market::dataset::embedded().unwrap();
