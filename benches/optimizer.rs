@@ -1,9 +1,13 @@
 //! Portfolio optimiser end to end (returns, covariance, solve) per method,
 //! for 20 assets x 252 days (the real embedded stocks), and 100 x 756 and
-//! 500 x 1260 (synthetic, see `synthetic_closes`).
+//! 500 x 1260 (synthetic, see `synthetic_closes`); min CVaR on 20 x 252,
+//! 20 x 1260 (real) and 100 x 1260 (synthetic), and a 20-point efficient
+//! frontier on 20 x 252 and 100 x 1260.
 //!
-//! Run: cargo bench --bench optimizer
-//! Reference: python benches/reference/pypfopt_bench.py (same inputs).
+//! Run: cargo bench --bench optimizer (`-- min_cvar` or `-- frontier` for
+//! the last two groups alone).
+//! Reference: python benches/reference/pypfopt_bench.py and
+//! python benches/reference/cvar_bench.py (same inputs).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -86,5 +90,43 @@ fn methods(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, methods);
+fn tail_and_frontier(c: &mut Criterion) {
+    let mut group = c.benchmark_group("min_cvar");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for (assets, days) in [(20, 252), (20, 1260), (100, 1260)] {
+        let data = synthetic_closes(assets, days);
+        let params = OptimizeParams {
+            method: Method::MinCvar,
+            ..Default::default()
+        };
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{assets}x{days}")),
+            &data,
+            |b, data| b.iter(|| optimize(black_box(data), &params).expect("solves")),
+        );
+    }
+    group.finish();
+    let mut group = c.benchmark_group("efficient_frontier_20");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for (assets, days) in [(20, 252), (100, 1260)] {
+        let data = synthetic_closes(assets, days);
+        let params = OptimizeParams {
+            method: Method::EfficientFrontier,
+            frontier_points: 20,
+            ..Default::default()
+        };
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{assets}x{days}")),
+            &data,
+            |b, data| b.iter(|| optimize(black_box(data), &params).expect("solves")),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, methods, tail_and_frontier);
 criterion_main!(benches);

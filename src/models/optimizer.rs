@@ -9,9 +9,9 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::params::{expected, Given};
-use super::portfolio::{self, AssetSeries, OptimizeError, OptimizeParams};
-use super::prediction::OptimisedAllocation;
+use super::params::{expected, Count, Given, IntervalLevel};
+use super::portfolio::{self, AssetSeries, Method, OptimizeError, OptimizeParams};
+use super::prediction::{FrontierPortfolio, OptimisedAllocation};
 use super::{Allocation, Budget, InputType, Model, ModelError, ModelInfo, ModelInput, Prediction};
 
 pub const NAME: &str = "realtime_portfolio_optimizer";
@@ -153,6 +153,10 @@ pub struct OptimizerParams {
     periods_per_year: Option<Given<f64, Positive>>,
     rebalance_threshold: Option<Given<f64, ANumber>>,
     cost_rate: Option<Given<f64, ANumber>>,
+    /// `min_cvar` only: the confidence level, in (0, 1).
+    cvar_level: Option<IntervalLevel>,
+    /// `efficient_frontier` only: how many portfolios.
+    points: Option<Count<2, { portfolio::MAX_FRONTIER_POINTS as u64 }>>,
 }
 
 impl OptimizerParams {
@@ -201,6 +205,26 @@ impl OptimizerParams {
         }
         if let Some(c) = &self.cost_rate {
             opts.cost_rate = c.0;
+        }
+        // A param of another method is refused rather than ignored: the
+        // caller meant something the answer would not do.
+        let only_for = |name: &str, method: Method| {
+            ModelError::InvalidInput(format!(
+                "params.{name} applies to method {method} only, not {}",
+                opts.method
+            ))
+        };
+        if let Some(level) = self.cvar_level {
+            if opts.method != Method::MinCvar {
+                return Err(only_for("cvar_level", Method::MinCvar));
+            }
+            opts.cvar_level = level.get();
+        }
+        if let Some(points) = self.points {
+            if opts.method != Method::EfficientFrontier {
+                return Err(only_for("points", Method::EfficientFrontier));
+            }
+            opts.frontier_points = points.get();
         }
         Ok(opts)
     }
@@ -278,6 +302,18 @@ impl Model for PortfolioOptimizer {
                 observations: report.observations,
                 covariance: report.covariance,
                 risk_free_rate: opts.risk_free_rate,
+                tail_risk: report.tail_risk.map(Box::new),
+                frontier: report.frontier.as_ref().map(|points| {
+                    points
+                        .iter()
+                        .map(|p| FrontierPortfolio {
+                            expected_return: p.expected_return,
+                            volatility: p.volatility,
+                            sharpe: p.sharpe,
+                            weights: by_symbol(&p.weights),
+                        })
+                        .collect()
+                }),
             },
         )))
     }

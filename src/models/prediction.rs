@@ -14,6 +14,7 @@ use super::interval::{self, Residual};
 use super::neural::fit::FitParams;
 use super::neural::metrics::HeldOut;
 use super::params::Horizon;
+use super::portfolio::cvar::TailRisk;
 use super::portfolio::{Annualized, CovarianceEstimator, Method, SolverInfo};
 use super::volatility::{Distribution, Mean, Model as VolModel, Params};
 
@@ -260,6 +261,25 @@ pub struct OptimisedAllocation {
     pub covariance: CovarianceEstimator,
     /// Per period.
     pub risk_free_rate: f64,
+    /// `min_cvar` only: the allocation's empirical VaR and CVaR at
+    /// `cvar_level`, positive daily loss fractions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail_risk: Option<Box<TailRisk>>,
+    /// `efficient_frontier` only: its portfolios, lowest return first (the
+    /// minimum-variance portfolio) to the highest return the bounds allow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frontier: Option<Vec<FrontierPortfolio>>,
+}
+
+/// One efficient-frontier portfolio; figures per period (daily).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FrontierPortfolio {
+    pub expected_return: f64,
+    pub volatility: f64,
+    /// `(expected_return - risk_free_rate) / volatility`.
+    pub sharpe: f64,
+    /// Symbol -> weight, summing to 1.
+    pub weights: BTreeMap<String, f64>,
 }
 
 /// A volatility model's forecast of the conditional volatility ahead.

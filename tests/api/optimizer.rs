@@ -232,3 +232,209 @@ async fn batch_runs_the_optimiser_with_other_models() {
         "invalid_input"
     );
 }
+
+const TWENTY: [&str; 20] = [
+    "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT",
+    "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM",
+];
+
+#[tokio::test]
+async fn min_cvar_reports_its_tail_risk() {
+    let app = spawn_app().await;
+    let (status, resp) = app
+        .post(
+            URL,
+            &json!({"params": {"symbols": TWENTY, "method": "min_cvar"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["optimization_method"], "min_cvar");
+    assert_eq!(resp["observations"], 251);
+    assert!((weight_sum(&resp) - 1.0).abs() < 1e-9);
+    // The year to 2022-12-28, as tests/reference/fixtures/cvar_sp20_last252.json.
+    let tail = &resp["tail_risk"];
+    assert_eq!(tail["level"], 0.95);
+    let cvar = tail["cvar"].as_f64().unwrap();
+    assert!((cvar - 0.017_655_486_9).abs() < 1e-9, "{tail}");
+    let var = tail["value_at_risk"].as_f64().unwrap();
+    assert!(var > 0.0 && var < cvar, "{tail}");
+    assert!((resp["allocation"]["JNJ"].as_f64().unwrap() - 0.4534).abs() < 1e-3);
+    assert!(resp.get("frontier").is_none());
+
+    // A higher level looks further into the tail.
+    let (status, resp99) = app
+        .post(
+            URL,
+            &json!({"params": {"symbols": TWENTY, "method": "min_cvar", "cvar_level": 0.99, "weight_bounds": [0.0, 0.5]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resp99}");
+    assert_eq!(resp99["tail_risk"]["level"], 0.99);
+    assert!(resp99["tail_risk"]["cvar"].as_f64().unwrap() > cvar);
+    assert!(resp99["allocation"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|w| w.as_f64().unwrap() <= 0.5 + 1e-9));
+}
+
+#[tokio::test]
+async fn efficient_frontier_answers_points_for_plotting() {
+    let app = spawn_app().await;
+    let five = ["AAPL", "JNJ", "KO", "MSFT", "XOM"];
+    let (status, resp) = app
+        .post(
+            URL,
+            &json!({"params": {"symbols": five, "method": "efficient_frontier", "points": 7}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["optimization_method"], "efficient_frontier");
+    let frontier = resp["frontier"].as_array().unwrap();
+    assert_eq!(frontier.len(), 7);
+    let number = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    for pair in frontier.windows(2) {
+        assert!(number(&pair[1], "expected_return") > number(&pair[0], "expected_return"));
+        assert!(number(&pair[1], "volatility") >= number(&pair[0], "volatility"));
+    }
+    for p in frontier {
+        let weights = p["weights"].as_object().unwrap();
+        assert_eq!(weights.len(), 5);
+        let total: f64 = weights.values().map(|w| w.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        let sharpe = number(p, "expected_return") / number(p, "volatility");
+        assert!((number(p, "sharpe") - sharpe).abs() < 1e-12);
+    }
+    // The first point is the min-variance portfolio; the top-level
+    // allocation is the point of highest Sharpe ratio.
+    let (_, min_var) = app
+        .post(
+            URL,
+            &json!({"params": {"symbols": five, "method": "min_variance"}}),
+        )
+        .await;
+    assert!(
+        (number(&frontier[0], "volatility") - number(&min_var, "expected_volatility")).abs()
+            < 1e-12
+    );
+    let best = frontier
+        .iter()
+        .max_by(|a, b| number(a, "sharpe").total_cmp(&number(b, "sharpe")))
+        .unwrap();
+    assert_eq!(resp["allocation"], best["weights"]);
+    assert!((number(&resp, "sharpe_ratio") - number(best, "sharpe")).abs() < 1e-12);
+    assert!(resp.get("tail_risk").is_none());
+
+    // 20 points by default.
+    let (status, resp) = app
+        .post(
+            URL,
+            &json!({"params": {"symbols": five, "method": "efficient_frontier", "weight_bounds": [0.1, 0.4]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["frontier"].as_array().unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn cvar_and_frontier_params_are_checked() {
+    let app = spawn_app().await;
+    let two = json!({"A": last("KO", 30), "B": last("PEP", 30)});
+    let cases = [
+        (
+            json!({"method": "min_cvar", "cvar_level": 1.0}),
+            "params.cvar_level must be a number from 0 to 1, both exclusive",
+        ),
+        (
+            json!({"method": "min_cvar", "cvar_level": 0}),
+            "params.cvar_level",
+        ),
+        (
+            json!({"method": "min_cvar", "cvar_level": "high"}),
+            "params.cvar_level",
+        ),
+        (
+            json!({"method": "max_sharpe", "cvar_level": 0.9}),
+            "params.cvar_level applies to method min_cvar only, not max_sharpe",
+        ),
+        (
+            json!({"cvar_level": 0.9}),
+            "params.cvar_level applies to method min_cvar only",
+        ),
+        (
+            json!({"method": "efficient_frontier", "points": 1}),
+            "params.points must be an integer from 2 to 200",
+        ),
+        (
+            json!({"method": "efficient_frontier", "points": 201}),
+            "params.points",
+        ),
+        (
+            json!({"method": "efficient_frontier", "points": 2.5}),
+            "params.points",
+        ),
+        (
+            json!({"method": "min_cvar", "points": 5}),
+            "params.points applies to method efficient_frontier only, not min_cvar",
+        ),
+        (
+            json!({"method": "min_cvar", "weight_bounds": [0.6, 1.0]}),
+            "weight_bounds",
+        ),
+        (
+            json!({"method": "efficient_frontier", "weight_bounds": [0.0, 0.4]}),
+            "weight_bounds",
+        ),
+    ];
+    for (params, expected) in cases {
+        let (status, resp) = app
+            .post(URL, &json!({"price_data": two, "params": params}))
+            .await;
+        assert_eq!(status, 400, "{params}: {resp}");
+        assert_eq!(resp["success"], false);
+        assert_eq!(resp["code"], "invalid_input", "{resp}");
+        let error = resp["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+    }
+    // Too few prices for the covariance behind the reported volatility.
+    let short = json!({"A": [1.0, 1.1, 1.2], "B": [2.0, 2.1, 2.0]});
+    for method in ["min_cvar", "efficient_frontier"] {
+        let (status, resp) = app
+            .post(
+                URL,
+                &json!({"price_data": short, "params": {"method": method}}),
+            )
+            .await;
+        assert_eq!(
+            (status, resp["code"].as_str()),
+            (422, Some("insufficient_data")),
+            "{resp}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_tail_risk_and_the_frontier() {
+    let app = spawn_app().await;
+    let (status, spec) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let schemas = &spec["components"]["schemas"];
+    let allocation = &schemas["OptimisedAllocation"]["properties"];
+    for field in ["tail_risk", "frontier"] {
+        assert!(allocation.get(field).is_some(), "{field}: {allocation}");
+    }
+    for field in ["expected_return", "volatility", "sharpe", "weights"] {
+        assert!(
+            schemas["FrontierPortfolio"]["properties"]
+                .get(field)
+                .is_some(),
+            "{field}"
+        );
+    }
+    for field in ["level", "value_at_risk", "cvar"] {
+        assert!(
+            schemas["TailRisk"]["properties"].get(field).is_some(),
+            "{field}"
+        );
+    }
+}

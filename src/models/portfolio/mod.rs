@@ -1,6 +1,7 @@
 //! Long-only, fully invested portfolio optimisation from daily closes:
-//! equal weight, minimum variance, maximum Sharpe and risk parity, each
-//! solved exactly (or refused with the reason).
+//! equal weight, minimum variance, maximum Sharpe, risk parity, minimum
+//! CVaR and the efficient frontier, each solved exactly (or refused with
+//! the reason).
 //!
 //! Returns are simple daily returns of the most recent window common to all
 //! series; the mean is the sample mean and the covariance the sample
@@ -8,7 +9,9 @@
 //! correlation scaled by each asset's GARCH(1,1) volatility forecast. Every
 //! figure reported is per period (daily) unless under `annualized`.
 
+pub mod cvar;
 pub mod estimate;
+pub mod frontier;
 pub mod solve;
 
 use std::fmt;
@@ -17,6 +20,8 @@ use std::str::FromStr;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
+use cvar::TailRisk;
+use frontier::FrontierPoint;
 use solve::{SolveError, Solved};
 
 use super::volatility::{self, VolatilityError};
@@ -38,6 +43,22 @@ pub enum Method {
     MinVariance,
     MaxSharpe,
     RiskParity,
+    /// Least conditional value at risk of the window's daily returns.
+    MinCvar,
+    /// Frontier portfolios from min variance to max return; the weights
+    /// are the frontier point of highest Sharpe ratio.
+    EfficientFrontier,
+}
+
+impl Method {
+    pub const ALL: [Method; 6] = [
+        Method::EqualWeight,
+        Method::MinVariance,
+        Method::MaxSharpe,
+        Method::RiskParity,
+        Method::MinCvar,
+        Method::EfficientFrontier,
+    ];
 }
 
 impl FromStr for Method {
@@ -48,8 +69,11 @@ impl FromStr for Method {
             "min_variance" => Ok(Method::MinVariance),
             "max_sharpe" => Ok(Method::MaxSharpe),
             "risk_parity" => Ok(Method::RiskParity),
+            "min_cvar" => Ok(Method::MinCvar),
+            "efficient_frontier" => Ok(Method::EfficientFrontier),
             other => Err(format!(
-                "unknown method {other:?}: expected equal_weight, min_variance, max_sharpe or risk_parity"
+                "unknown method {other:?}: expected equal_weight, min_variance, max_sharpe, \
+                 risk_parity, min_cvar or efficient_frontier"
             )),
         }
     }
@@ -97,7 +121,17 @@ pub struct OptimizeParams {
     pub rebalance_threshold: f64,
     /// Cost per unit of turnover (0.001 = 10 bps).
     pub cost_rate: f64,
+    /// Confidence level of min CVaR, in (0, 1).
+    pub cvar_level: f64,
+    /// Portfolios on the efficient frontier, 2 to [`MAX_FRONTIER_POINTS`].
+    pub frontier_points: usize,
 }
+
+/// Default confidence level of `min_cvar`.
+pub const DEFAULT_CVAR_LEVEL: f64 = 0.95;
+/// Default and largest number of efficient-frontier portfolios.
+pub const DEFAULT_FRONTIER_POINTS: usize = 20;
+pub const MAX_FRONTIER_POINTS: usize = 200;
 
 impl Default for OptimizeParams {
     fn default() -> Self {
@@ -111,6 +145,8 @@ impl Default for OptimizeParams {
             current_weights: None,
             rebalance_threshold: 0.05,
             cost_rate: 0.001,
+            cvar_level: DEFAULT_CVAR_LEVEL,
+            frontier_points: DEFAULT_FRONTIER_POINTS,
         }
     }
 }
@@ -151,6 +187,10 @@ pub struct PortfolioReport {
     pub covariance: CovarianceEstimator,
     /// Ledoit-Wolf shrinkage intensity (0 for the other estimators).
     pub shrinkage: f64,
+    /// The weights' empirical VaR and CVaR at `cvar_level` (min CVaR only).
+    pub tail_risk: Option<TailRisk>,
+    /// Lowest return first (efficient frontier only).
+    pub frontier: Option<Vec<FrontierPoint>>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -201,6 +241,8 @@ impl fmt::Display for Method {
             Method::MinVariance => "min_variance",
             Method::MaxSharpe => "max_sharpe",
             Method::RiskParity => "risk_parity",
+            Method::MinCvar => "min_cvar",
+            Method::EfficientFrontier => "efficient_frontier",
         };
         f.write_str(s)
     }
@@ -264,6 +306,8 @@ pub fn optimize(
         CovarianceEstimator::Garch => (garch_covariance(assets, len, &returns)?, 0.0),
     };
 
+    let mut tail_risk = None;
+    let mut frontier = None;
     let solved = match params.method {
         Method::EqualWeight => Ok(Solved {
             weights: vec![1.0 / n as f64; n],
@@ -281,21 +325,37 @@ pub fn optimize(
                 Ok(s)
             })
         }
+        Method::MinCvar => cvar::min_cvar(&returns, params.cvar_level, bounds).map(|(s, risk)| {
+            tail_risk = Some(risk);
+            s
+        }),
+        Method::EfficientFrontier => frontier::efficient_frontier(
+            &cov,
+            &mean,
+            params.risk_free_rate,
+            bounds,
+            params.frontier_points,
+        )
+        .map(|f| {
+            let solved = Solved {
+                weights: f.best_sharpe().weights.clone(),
+                solver: "clarabel",
+                status: f.status.clone(),
+                iterations: f.iterations,
+            };
+            frontier = Some(f.points);
+            solved
+        }),
     }
     .map_err(|e| match e {
         SolveError::Infeasible(m) => OptimizeError::Infeasible(m),
         SolveError::Failed(m) => OptimizeError::SolverFailed(m),
     })?;
 
-    Ok(report(
-        assets,
-        params,
-        &mean,
-        &cov,
-        shrinkage,
-        len - 1,
-        solved,
-    ))
+    let mut report = report(assets, params, &mean, &cov, shrinkage, len - 1, solved);
+    report.tail_risk = tail_risk;
+    report.frontier = frontier;
+    Ok(report)
 }
 
 /// `D R D` from a GARCH(1,1) fit to each asset's last `len` closes (the
@@ -374,6 +434,21 @@ fn check_params(n: usize, p: &OptimizeParams) -> Result<(f64, f64), OptimizeErro
         return invalid(
             "weight_bounds",
             format!("[{lo}, {hi}] cannot hold {n} weights summing to 1"),
+        );
+    }
+    if !(p.cvar_level.is_finite() && 0.0 < p.cvar_level && p.cvar_level < 1.0) {
+        return invalid(
+            "cvar_level",
+            format!("is {}: must be strictly between 0 and 1", p.cvar_level),
+        );
+    }
+    if !(2..=MAX_FRONTIER_POINTS).contains(&p.frontier_points) {
+        return invalid(
+            "points",
+            format!(
+                "is {}: must be from 2 to {MAX_FRONTIER_POINTS}",
+                p.frontier_points
+            ),
         );
     }
     if let Some(budget) = &p.risk_budget {
@@ -485,6 +560,8 @@ fn report(
         method: params.method,
         covariance: params.covariance,
         shrinkage,
+        tail_risk: None,
+        frontier: None,
     }
 }
 
@@ -666,6 +743,45 @@ mod tests {
             optimize(&assets, &sample).unwrap_err().code(),
             "insufficient_data"
         );
+    }
+
+    #[test]
+    fn min_cvar_and_the_frontier_cope_with_few_observations_under_shrinkage() {
+        // 8 assets, 5 returns: the CVaR LP has many optimal portfolios and
+        // the shrunk covariance is the only invertible one; both still
+        // answer a fully invested, bounded portfolio.
+        let assets: Vec<AssetSeries> = (0..8)
+            .map(|i| asset(&format!("S{i}"), &wave(6, i as f64, 0.001 * i as f64)))
+            .collect();
+        for method in [Method::MinCvar, Method::EfficientFrontier] {
+            let p = OptimizeParams {
+                method,
+                covariance: CovarianceEstimator::LedoitWolf,
+                weight_bounds: Some((0.0, 0.3)),
+                frontier_points: 5,
+                ..Default::default()
+            };
+            let r = optimize(&assets, &p).unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert!(
+                (r.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+                "{method}"
+            );
+            assert!(r.weights.iter().all(|w| *w <= 0.3 + 1e-7), "{method}");
+            assert_eq!(r.tail_risk.is_some(), method == Method::MinCvar);
+            assert_eq!(
+                r.frontier.as_ref().map(Vec::len),
+                (method == Method::EfficientFrontier).then_some(5)
+            );
+        }
+        for (level, points) in [(1.0, 20), (0.0, 20), (f64::NAN, 20), (0.95, 1), (0.95, 201)] {
+            let p = OptimizeParams {
+                method: Method::MinCvar,
+                cvar_level: level,
+                frontier_points: points,
+                ..Default::default()
+            };
+            assert_eq!(optimize(&three(), &p).unwrap_err().code(), "invalid_input");
+        }
     }
 
     /// The last `n` embedded closes of each of `symbols`.

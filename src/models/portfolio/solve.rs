@@ -1,6 +1,8 @@
-//! The exact solvers. Minimum variance and maximum Sharpe are convex QPs
-//! solved by Clarabel (interior point); risk parity is the strictly convex
-//! log-barrier problem of Spinu, solved by cyclical coordinate descent.
+//! The exact solvers. Minimum variance (also for a target return) and
+//! maximum Sharpe are convex QPs solved by Clarabel (interior point); risk
+//! parity is the strictly convex log-barrier problem of Spinu, solved by
+//! cyclical coordinate descent. The CVaR linear programme in `cvar.rs`
+//! shares the Clarabel plumbing here.
 
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{
@@ -27,7 +29,7 @@ pub enum SolveError {
 
 /// Upper-triangular CSC of `scale * m` over the first `n` variables of a
 /// problem with `vars` variables.
-fn triu(m: &Array2<f64>, scale: f64, vars: usize) -> CscMatrix<f64> {
+pub(super) fn triu(m: &Array2<f64>, scale: f64, vars: usize) -> CscMatrix<f64> {
     let n = m.nrows();
     let (mut rows, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
     for j in 0..n {
@@ -44,7 +46,7 @@ fn triu(m: &Array2<f64>, scale: f64, vars: usize) -> CscMatrix<f64> {
 }
 
 /// Constraint rows as (row, col, value) triplets, with `b` and cone sizes.
-struct Constraints {
+pub(super) struct Constraints {
     rows: Vec<usize>,
     cols: Vec<usize>,
     vals: Vec<f64>,
@@ -52,7 +54,7 @@ struct Constraints {
 }
 
 impl Constraints {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Constraints {
             rows: vec![],
             cols: vec![],
@@ -62,7 +64,7 @@ impl Constraints {
     }
 
     /// Adds `sum(coef * x[col]) (+ s) = rhs`; returns nothing.
-    fn row(&mut self, terms: &[(usize, f64)], rhs: f64) {
+    pub(super) fn row(&mut self, terms: &[(usize, f64)], rhs: f64) {
         let r = self.b.len();
         for &(c, v) in terms {
             if v != 0.0 {
@@ -74,7 +76,7 @@ impl Constraints {
         self.b.push(rhs);
     }
 
-    fn matrix(self, vars: usize) -> (CscMatrix<f64>, Vec<f64>) {
+    pub(super) fn matrix(self, vars: usize) -> (CscMatrix<f64>, Vec<f64>) {
         let m = self.b.len();
         (
             CscMatrix::new_from_triplets(m, vars, self.rows, self.cols, self.vals),
@@ -83,12 +85,15 @@ impl Constraints {
     }
 }
 
-fn run_clarabel(
+/// Solves min ½x'Px + q'x s.t. Ax + s = b, s in `cones`; `what` names the
+/// problem in a failure.
+pub(super) fn run_clarabel(
     p: &CscMatrix<f64>,
+    q: &[f64],
     a: &CscMatrix<f64>,
     b: &[f64],
     cones: &[SupportedConeT<f64>],
-    vars: usize,
+    what: &str,
 ) -> Result<(Vec<f64>, SolverStatus, u32), SolveError> {
     let settings = DefaultSettingsBuilder::default()
         .verbose(false)
@@ -97,8 +102,7 @@ fn run_clarabel(
         .tol_feas(1e-12)
         .build()
         .map_err(|e| SolveError::Failed(format!("solver settings: {e:?}")))?;
-    let q = vec![0.0; vars];
-    let mut solver = DefaultSolver::new(p, &q, a, b, cones, settings)
+    let mut solver = DefaultSolver::new(p, q, a, b, cones, settings)
         .map_err(|e| SolveError::Failed(format!("solver setup: {e:?}")))?;
     solver.solve();
     let status = solver.solution.status;
@@ -110,14 +114,14 @@ fn run_clarabel(
             SolveError::Infeasible("no portfolio satisfies the constraints".to_string()),
         ),
         other => Err(SolveError::Failed(format!(
-            "the QP solver stopped with status {other:?}"
+            "the {what} solver stopped with status {other:?}"
         ))),
     }
 }
 
 /// Scale that brings the largest variance to 1: the optimum is unchanged
 /// and the interior-point tolerances become meaningful for daily returns.
-fn unit_scale(cov: &Array2<f64>) -> f64 {
+pub(super) fn unit_scale(cov: &Array2<f64>) -> f64 {
     let max = cov.diag().iter().cloned().fold(0.0, f64::max);
     if max > 0.0 && max.is_finite() {
         1.0 / max
@@ -128,8 +132,29 @@ fn unit_scale(cov: &Array2<f64>) -> f64 {
 
 /// min w'Σw  s.t.  1'w = 1, lo <= w <= hi.
 pub fn min_variance(cov: &Array2<f64>, bounds: (f64, f64)) -> Result<Solved, SolveError> {
+    min_variance_with(cov, None, bounds)
+}
+
+/// min w'Σw  s.t.  μ'w >= target, 1'w = 1, lo <= w <= hi: a point of the
+/// efficient frontier (the return constraint binds for any target above
+/// the minimum-variance portfolio's return).
+pub fn min_variance_for_return(
+    cov: &Array2<f64>,
+    mean: &Array1<f64>,
+    target: f64,
+    bounds: (f64, f64),
+) -> Result<Solved, SolveError> {
+    min_variance_with(cov, Some((mean, target)), bounds)
+}
+
+fn min_variance_with(
+    cov: &Array2<f64>,
+    target: Option<(&Array1<f64>, f64)>,
+    bounds: (f64, f64),
+) -> Result<Solved, SolveError> {
     let n = cov.nrows();
-    let p = triu(cov, 2.0 * unit_scale(cov), n);
+    let scale = unit_scale(cov);
+    let p = triu(cov, 2.0 * scale, n);
     let mut c = Constraints::new();
     c.row(&(0..n).map(|i| (i, 1.0)).collect::<Vec<_>>(), 1.0);
     let (lo, hi) = bounds;
@@ -142,12 +167,19 @@ pub fn min_variance(cov: &Array2<f64>, bounds: (f64, f64)) -> Result<Solved, Sol
             c.row(&[(i, 1.0)], hi); // w_i <= hi
         }
     }
+    if let Some((mean, target)) = target {
+        // Returns scaled like Σ keep the row of order one.
+        let k = scale.sqrt();
+        let terms: Vec<(usize, f64)> = (0..n).map(|i| (i, -mean[i] * k)).collect();
+        c.row(&terms, -target * k); // μ'w >= target
+    }
     let (a, b) = c.matrix(n);
+    let inequalities = n + if upper { n } else { 0 } + usize::from(target.is_some());
     let cones = [
         SupportedConeT::ZeroConeT(1),
-        SupportedConeT::NonnegativeConeT(if upper { 2 * n } else { n }),
+        SupportedConeT::NonnegativeConeT(inequalities),
     ];
-    let (x, status, iterations) = run_clarabel(&p, &a, &b, &cones, n)?;
+    let (x, status, iterations) = run_clarabel(&p, &vec![0.0; n], &a, &b, &cones, "QP")?;
     Ok(Solved {
         weights: normalise(x),
         solver: "clarabel",
@@ -202,7 +234,7 @@ pub fn max_sharpe(
         SupportedConeT::ZeroConeT(2),
         SupportedConeT::NonnegativeConeT(inequalities),
     ];
-    let (x, status, iterations) = run_clarabel(&p, &a, &b, &cones, vars)?;
+    let (x, status, iterations) = run_clarabel(&p, &vec![0.0; vars], &a, &b, &cones, "QP")?;
     let k = x[kappa];
     if !(k.is_finite() && k > 0.0) {
         return Err(SolveError::Failed(format!(
