@@ -7,6 +7,7 @@
 pub mod backtest;
 pub mod input;
 pub mod options;
+pub mod risk;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -21,7 +21,7 @@ mod ops;
 mod optimizer;
 mod options;
 mod production;
-mod stream;
 mod risk;
+mod stream;
 mod tracking;
 mod volatility;
