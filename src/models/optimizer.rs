@@ -29,11 +29,11 @@ impl Default for PortfolioOptimizer {
             info: ModelInfo {
                 name: NAME,
                 category: "portfolio_optimization",
-                description: "Long-only allocations by equal weight, minimum variance, maximum Sharpe or risk parity, solved exactly",
+                description: "Long-only allocations by equal weight, minimum variance, maximum Sharpe, risk parity or minimum CVaR, and the efficient frontier, solved exactly",
                 input_type: InputType::MultiSeries,
                 output_type: "allocation",
                 complexity: "medium",
-                latency: "<1ms for 20 assets",
+                latency: "<1ms (min variance) to 5ms (min CVaR) for 20 assets x 252 days",
             },
         }
     }
