@@ -189,29 +189,50 @@ pub async fn fetch_histories(
     }
 }
 
+/// Where several histories came from: their providers (once each, in the
+/// order met), the newest bar's date and the oldest stale age.
+pub struct Provenance {
+    pub data_source: String,
+    pub as_of: Option<NaiveDate>,
+    pub stale_age: Option<Duration>,
+}
+
+impl Provenance {
+    pub fn of(histories: &[(String, History)]) -> Self {
+        let mut providers: Vec<&str> = Vec::new();
+        let (mut as_of, mut stale_age) = (None, None);
+        for (_, history) in histories {
+            if !providers.contains(&history.provider.as_str()) {
+                providers.push(&history.provider);
+            }
+            as_of = as_of.max(history.as_of());
+            stale_age = stale_age.max(history.stale_age);
+        }
+        Provenance {
+            data_source: providers.join(","),
+            as_of,
+            stale_age,
+        }
+    }
+}
+
 async fn fetch_assets(
     market: &DataManager,
     symbols: &[String],
     bars: usize,
 ) -> Result<Resolved, ApiError> {
     let histories = fetch_histories(market, symbols, bars).await?;
-    let mut providers: Vec<String> = Vec::new();
-    let (mut as_of, mut stale_age) = (None, None);
+    let provenance = Provenance::of(&histories);
     let mut assets = Vec::with_capacity(histories.len());
     for (symbol, history) in histories {
-        if !providers.contains(&history.provider) {
-            providers.push(history.provider.clone());
-        }
-        as_of = as_of.max(history.as_of());
-        stale_age = stale_age.max(history.stale_age);
         let series = provided_series(&symbol, &history.provider, history.closes())?;
         assets.push((symbol, series));
     }
     Ok(Resolved {
         input: ModelInput::Assets(assets),
-        data_source: providers.join(","),
-        as_of,
-        stale_age,
+        data_source: provenance.data_source,
+        as_of: provenance.as_of,
+        stale_age: provenance.stale_age,
     })
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::input::{fetch_histories, provided_series};
+use super::input::{fetch_histories, provided_series, Provenance};
 use crate::config::Limits;
 use crate::error::{ApiError, ErrorCode};
 use crate::market::DataManager;
@@ -186,15 +186,9 @@ async fn fetched(
     bars: usize,
 ) -> Result<Prices, ApiError> {
     let histories = fetch_histories(market, symbols, bars).await?;
-    let mut providers: Vec<String> = Vec::new();
-    let (mut as_of, mut stale_age) = (None, None);
+    let provenance = Provenance::of(&histories);
     let mut series = Vec::with_capacity(histories.len());
     for (symbol, history) in &histories {
-        if !providers.contains(&history.provider) {
-            providers.push(history.provider.clone());
-        }
-        as_of = as_of.max(history.as_of());
-        stale_age = stale_age.max(history.stale_age);
         // Refuses (as the provider's fault) closes no model should see.
         provided_series(symbol, &history.provider, history.closes())?;
         series.push(
@@ -210,9 +204,9 @@ async fn fetched(
         symbols: symbols.to_vec(),
         closes,
         dates: Some(dates),
-        data_source: providers.join(","),
-        as_of,
-        stale_age,
+        data_source: provenance.data_source,
+        as_of: provenance.as_of,
+        stale_age: provenance.stale_age,
     })
 }
 
