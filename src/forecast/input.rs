@@ -253,7 +253,8 @@ pub fn provided_series(
 
 /// A JSON array of closes, checked: numbers only, within the cap, each
 /// finite, in range and no absurd move from the one before.
-fn series_from_json(
+/// `value` as the price series of `field`, each entry checked.
+pub fn series_from_json(
     field: &str,
     value: &Value,
     limits: &InputLimits,

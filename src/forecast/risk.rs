@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::input::{fetch_histories, provided_series, Provenance};
+use super::input::{fetch_histories, provided_series, series_from_json, InputLimits, Provenance};
 use crate::config::Limits;
 use crate::error::{ApiError, ErrorCode};
 use crate::market::DataManager;
 use crate::models::risk::{self, Portfolio, RiskError, RiskParams, RiskReport};
-use crate::models::{PriceSeries, SeriesError};
 
 /// The portfolio a request describes: weights with symbols, or with
 /// `price_data`.
@@ -139,29 +138,11 @@ fn from_request(
         let series = map.get(symbol).ok_or_else(|| {
             ApiError::invalid(format!("symbols names {symbol:?}, which price_data lacks"))
         })?;
-        let Value::Array(items) = series else {
-            return Err(ApiError::invalid(format!(
-                "{field} must be an array of prices"
-            )));
+        let limits = InputLimits {
+            max_prices_per_series: max_prices,
+            max_series,
         };
-        if items.len() > max_prices {
-            return Err(ApiError::invalid(format!(
-                "{field}: {} prices given, at most {max_prices} per series",
-                items.len()
-            )));
-        }
-        let values = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.as_f64()
-                    .ok_or_else(|| ApiError::invalid(format!("{field}[{i}] is {v}, not a number")))
-            })
-            .collect::<Result<Vec<f64>, _>>()?;
-        let checked = PriceSeries::new(values).map_err(|e| match e {
-            SeriesError::Empty => ApiError::invalid(format!("{field} is empty")),
-            other => ApiError::invalid(format!("{field}{other}")),
-        })?;
+        let checked = series_from_json(&field, series, &limits)?;
         closes.push(checked.closes().to_vec());
     }
     let len = closes.iter().map(Vec::len).min().unwrap_or(0);
