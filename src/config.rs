@@ -33,14 +33,16 @@ pub struct Settings {
     pub stream: StreamSettings,
     pub auth: AuthSettings,
     pub market: MarketSettings,
-    pub yahoo: YahooSettings,
+    pub yahoo: EndpointSettings,
+    pub binance: EndpointSettings,
     pub fyers: FyersSettings,
 }
 
-/// Yahoo Finance's chart API and the quota tickcast allows itself there.
+/// A public API needing no credentials (Yahoo Finance's chart API,
+/// Binance's spot API) and the quota tickcast allows itself there.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct YahooSettings {
+pub struct EndpointSettings {
     pub base_url: String,
     pub timeout_ms: u64,
     pub quota: QuotaSettings,
@@ -304,6 +306,7 @@ pub enum ProviderName {
     Local,
     Yfinance,
     Fyers,
+    Binance,
 }
 
 impl ProviderName {
@@ -313,6 +316,7 @@ impl ProviderName {
             ProviderName::Local => "local",
             ProviderName::Yfinance => "yfinance",
             ProviderName::Fyers => "fyers",
+            ProviderName::Binance => "binance",
         }
     }
 }
@@ -431,7 +435,7 @@ impl Settings {
     fn validate_counts(&self) -> Result<(), ConfigError> {
         let (server, market, models) = (&self.server, &self.market, &self.models);
         let stream = &self.stream;
-        let counts: [(&str, u64); 28] = [
+        let counts: [(&str, u64); 29] = [
             ("stream.poll_interval_ms", stream.poll_interval_ms),
             ("stream.max_lag_messages", stream.max_lag_messages as u64),
             ("stream.idle_timeout_secs", stream.idle_timeout_secs),
@@ -481,6 +485,7 @@ impl Settings {
             ("tracking.window", self.tracking.window as u64),
             ("yahoo.timeout_ms", self.yahoo.timeout_ms),
             ("fyers.timeout_ms", self.fyers.timeout_ms),
+            ("binance.timeout_ms", self.binance.timeout_ms),
         ];
         match counts.iter().find(|(_, value)| *value == 0) {
             Some((key, _)) => Err(ConfigError::key(key, "must be greater than 0")),
@@ -607,9 +612,10 @@ impl Settings {
                 [Some(ProviderName::Yfinance), fyers]
             }
         };
+        // Binance only answers for crypto pairs, after the general providers.
         live.into_iter()
             .flatten()
-            .chain([ProviderName::Local])
+            .chain([ProviderName::Binance, ProviderName::Local])
             .collect()
     }
 
@@ -755,21 +761,24 @@ mod tests {
 
     #[test]
     fn priority_follows_the_environment_unless_listed() {
-        use ProviderName::{Fyers, Local, Yfinance};
+        use ProviderName::{Binance, Fyers, Local, Yfinance};
         let dir = tempfile::tempdir().unwrap();
         let creds = [("FYERS_APP_ID", "APP-100"), ("FYERS_ACCESS_TOKEN", "t")];
         type Vars<'a> = &'a [(&'a str, &'a str)];
         let cases: [(Vars, &[ProviderName]); 5] = [
-            (&[], &[Yfinance, Local]),
-            (&[("ENVIRONMENT", "production")], &[Yfinance, Local]),
-            (&creds, &[Yfinance, Fyers, Local]),
+            (&[], &[Yfinance, Binance, Local]),
+            (
+                &[("ENVIRONMENT", "production")],
+                &[Yfinance, Binance, Local],
+            ),
+            (&creds, &[Yfinance, Fyers, Binance, Local]),
             (
                 &[creds[0], creds[1], ("ENVIRONMENT", "prod")],
-                &[Fyers, Yfinance, Local],
+                &[Fyers, Yfinance, Binance, Local],
             ),
             (
                 &[creds[0], creds[1], ("ENVIRONMENT", "staging")],
-                &[Yfinance, Fyers, Local],
+                &[Yfinance, Fyers, Binance, Local],
             ),
         ];
         for (env, expected) in cases {

@@ -4,10 +4,10 @@ use futures::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::market::{DataManager, Interval, Span, Staleness};
+use chrono::NaiveDate;
 
-/// Trading days in the legacy "past month": close[-1] / close[-22] - 1.
-pub const MONTH_TRADING_DAYS: usize = 21;
+use crate::market::calendar::{AssetClass, Month};
+use crate::market::{DataManager, Interval, Span, Staleness};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PeriodReturn {
@@ -17,17 +17,27 @@ pub struct PeriodReturn {
     pub end_price: f64,
 }
 
-/// The simple return over the last `days` trading days, or how many closes are missing.
-pub fn trailing_return(closes: &[f64], days: usize) -> Result<PeriodReturn, String> {
-    let needed = days + 1;
-    if closes.len() < needed {
-        return Err(format!(
-            "needs {needed} daily closes, only {} available",
+/// The simple return over `month` of dated closes (oldest first): the
+/// legacy close[-1] / close[-22] - 1 for a stock, from the close 30
+/// calendar days back for crypto. Or how much history is missing.
+pub fn month_return(
+    dates: &[NaiveDate],
+    closes: &[f64],
+    month: Month,
+) -> Result<PeriodReturn, String> {
+    let start = month.start(dates).ok_or_else(|| match month {
+        Month::Sessions(n) => format!(
+            "needs {} daily closes, only {} available",
+            n + 1,
             closes.len()
-        ));
-    }
+        ),
+        Month::CalendarDays(d) => format!(
+            "needs a close {d} days before the newest, the {} available start later",
+            closes.len()
+        ),
+    })?;
     let end_price = closes[closes.len() - 1];
-    let start_price = closes[closes.len() - needed];
+    let start_price = closes[start];
     Ok(PeriodReturn {
         value: end_price / start_price - 1.0,
         start_price,
@@ -41,7 +51,8 @@ pub fn trailing_return(closes: &[f64], days: usize) -> Result<PeriodReturn, Stri
 pub enum MonthReturn {
     Priced {
         symbol: String,
-        /// A fraction: close[-1] / close[-22] - 1.
+        /// A fraction: close[-1] / close[-22] - 1 for a stock; for crypto,
+        /// against the close 30 calendar days before the newest.
         #[serde(rename = "return")]
         value: f64,
         start_price: f64,
@@ -69,16 +80,13 @@ impl MonthReturn {
 /// Symbols fetched at once for returns.
 const FETCH_CONCURRENCY: usize = 8;
 
-/// Each symbol's return over the last [`MONTH_TRADING_DAYS`], in order,
-/// fetched side by side (bounded).
+/// Each symbol's return over the past month of its calendar ([`Month`]),
+/// in order, fetched side by side (bounded).
 pub async fn past_month(market: &DataManager, symbols: &[String]) -> Vec<MonthReturn> {
     let returns = symbols.iter().cloned().map(|symbol| async move {
+        let month = Month::of(AssetClass::of(&symbol));
         let history = market
-            .history(
-                &symbol,
-                Span::LastBars(MONTH_TRADING_DAYS + 1),
-                Interval::Daily,
-            )
+            .history(&symbol, Span::LastBars(month.bars()), Interval::Daily)
             .await;
         let h = match history {
             Ok(h) => h,
@@ -89,7 +97,8 @@ pub async fn past_month(market: &DataManager, symbols: &[String]) -> Vec<MonthRe
                 }
             }
         };
-        match trailing_return(&h.closes(), MONTH_TRADING_DAYS) {
+        let dates: Vec<NaiveDate> = h.candles().iter().map(|c| c.date()).collect();
+        match month_return(&dates, &h.closes(), month) {
             Ok(r) => MonthReturn::Priced {
                 value: r.value,
                 start_price: r.start_price,
@@ -115,13 +124,34 @@ pub async fn past_month(market: &DataManager, symbols: &[String]) -> Vec<MonthRe
 mod tests {
     use super::*;
 
+    fn days(n: u32, every: u64) -> Vec<NaiveDate> {
+        let first = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        (0..n)
+            .map(|i| first + chrono::Days::new(u64::from(i) * every))
+            .collect()
+    }
+
     #[test]
-    fn month_return_spans_22_closes() {
+    fn a_stock_month_spans_22_closes() {
         let closes: Vec<f64> = (1..=30).map(f64::from).collect();
-        let r = trailing_return(&closes, MONTH_TRADING_DAYS).unwrap();
+        let month = Month::of(AssetClass::Equity);
+        let r = month_return(&days(30, 1), &closes, month).unwrap();
         assert_eq!((r.start_price, r.end_price), (9.0, 30.0));
         assert!((r.value - (30.0 / 9.0 - 1.0)).abs() < 1e-15);
-        let err = trailing_return(&closes[..21], MONTH_TRADING_DAYS).unwrap_err();
+        let err = month_return(&days(21, 1), &closes[..21], month).unwrap_err();
         assert_eq!(err, "needs 22 daily closes, only 21 available");
+    }
+
+    #[test]
+    fn a_crypto_month_spans_30_calendar_days() {
+        let closes: Vec<f64> = (1..=40).map(f64::from).collect();
+        let month = Month::of(AssetClass::Crypto);
+        // Daily closes: the start is 30 closes back, not 21.
+        let r = month_return(&days(40, 1), &closes, month).unwrap();
+        assert_eq!((r.start_price, r.end_price), (10.0, 40.0));
+        // A close every other day: 15 closes back is 30 days back.
+        let r = month_return(&days(40, 2), &closes, month).unwrap();
+        assert_eq!(r.start_price, 25.0);
+        assert!(month_return(&days(25, 1), &closes[..25], month).is_err());
     }
 }

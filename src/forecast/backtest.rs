@@ -6,7 +6,7 @@
 //! cancelled when their request goes, and are kept for identical requests
 //! on unchanged prices.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +14,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::input::{fetch_histories, provided_series, InputLimits};
+use super::input::{fetch_histories, on_shared_dates, provided_series, InputLimits};
 use crate::error::ApiError;
-use crate::market::{DataManager, History, Interval, Span};
+use crate::market::calendar::Calendar;
+use crate::market::{DataManager, Interval, Span};
 use crate::models::fit_cache::{closes_fingerprint, FitCache};
 use crate::models::rebalance::{self, RebalanceError, Rebalanced, Schedule};
 use crate::models::walkforward::{self, Plan, WalkError, WalkForward};
@@ -184,7 +185,18 @@ impl BacktestService {
                 self.limits.max_series
             )));
         }
-        let (plan, params) = Plan::split(&request.params)?;
+        // Figures annualise with the assets' calendar unless the request
+        // sets periods_per_year; crypto alone counts a period's days in
+        // calendar days (a 1y backtest is 365 of them).
+        let calendar = Calendar::of(&request.symbols);
+        let mut raw = request.params.clone();
+        raw.entry("periods_per_year")
+            .or_insert_with(|| calendar.periods_per_year().into());
+        let (plan, params) = Plan::split(&raw)?;
+        let period = Period {
+            days: calendar.bars_for_trading_days(request.period.days),
+            ..request.period
+        };
         let run = model.configure(&params)?;
         match run.info().input_type {
             InputType::PriceSeries => {
@@ -196,11 +208,10 @@ impl BacktestService {
                     )));
                 };
                 Plan::check_horizon(run.horizon())?;
-                self.signal(run, symbol, request.period, &params, plan)
-                    .await
+                self.signal(run, symbol, period, &params, plan).await
             }
             InputType::MultiSeries => {
-                self.allocation(run, &request.symbols, request.period, &params, plan)
+                self.allocation(run, &request.symbols, period, &params, plan)
                     .await
             }
         }
@@ -332,7 +343,7 @@ impl BacktestService {
         let days = period.days;
         let lookback = run.lookback().clamp(2, self.limits.max_prices_per_series);
         let histories = fetch_histories(&self.market, symbols, lookback + days + 1).await?;
-        let (dates, closes) = aligned(&histories)?;
+        let (dates, closes) = on_shared_dates(&histories)?;
         let needed = if symbols.len() == 1 {
             days + 1
         } else {
@@ -384,6 +395,7 @@ impl BacktestService {
         let schedule = Schedule {
             every: plan.retrain_every,
             cost: plan.transaction_cost_bps / 10_000.0,
+            periods_per_year: plan.periods_per_year,
         };
         let names = symbols.to_vec();
         let model = run.info().name;
@@ -428,34 +440,6 @@ fn with_plan(params: &RawParams, plan: &Plan) -> RawParams {
         all.extend(plan);
     }
     all
-}
-
-/// The dates every history has (oldest first), and each one's closes on them.
-fn aligned(histories: &[(String, History)]) -> Result<(Vec<NaiveDate>, Vec<Vec<f64>>), ApiError> {
-    let Some((_, first)) = histories.first() else {
-        return Err(ApiError::invalid("stock_symbol is required"));
-    };
-    let mut shared: BTreeSet<NaiveDate> = first.candles().iter().map(|c| c.date()).collect();
-    for (_, h) in &histories[1..] {
-        let dates: HashSet<NaiveDate> = h.candles().iter().map(|c| c.date()).collect();
-        shared.retain(|d| dates.contains(d));
-    }
-    let dates: Vec<NaiveDate> = shared.into_iter().collect();
-    let mut closes = Vec::with_capacity(histories.len());
-    for (symbol, h) in histories {
-        let by_date: HashMap<NaiveDate, f64> =
-            h.candles().iter().map(|c| (c.date(), c.close)).collect();
-        let series: Vec<f64> = dates
-            .iter()
-            .filter_map(|d| by_date.get(d).copied())
-            .collect();
-        closes.push(
-            provided_series(symbol, &h.provider, series)?
-                .closes()
-                .to_vec(),
-        );
-    }
-    Ok((dates, closes))
 }
 
 /// The allocation on day `t` from the `lookback` closes up to it; `None`

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::market::calendar::{AssetClass, Calendar};
 use crate::market::{DataManager, History, Interval, MarketError, Span};
 use crate::models::{InputType, ModelInput, PriceSeries, Run, SeriesError};
 
@@ -157,19 +158,66 @@ fn assets_from_json(
     Ok(ModelInput::Assets(assets))
 }
 
-/// Each symbol's history, fetched side by side (bounded); every symbol
-/// that fails is named.
+/// Each symbol's history, fetched side by side (bounded), deep enough for
+/// `bars` closes on the dates they all share: a crypto pair among stocks
+/// trades on every calendar day, so more of its bars span the same time,
+/// and one whose bars start after the stocks' first (its data runs later
+/// than theirs, as the embedded datasets do) is fetched again reaching
+/// back to it. Every symbol that fails is named.
 pub async fn fetch_histories(
     market: &DataManager,
     symbols: &[String],
     bars: usize,
 ) -> Result<Vec<(String, History)>, ApiError> {
-    let fetches = symbols.iter().cloned().map(|symbol| async move {
-        let history = market
-            .history(&symbol, Span::LastBars(bars), Interval::Daily)
-            .await;
-        (symbol, history)
-    });
+    let calendar = Calendar::of(symbols);
+    let depths: Vec<usize> = symbols
+        .iter()
+        .map(|s| calendar.bars_of(AssetClass::of(s), bars))
+        .collect();
+    let mut histories = fetch_each(market, symbols, &depths).await?;
+    let first_session = histories
+        .iter()
+        .filter(|(s, _)| AssetClass::of(s) == AssetClass::Equity)
+        .filter_map(|(_, h)| h.candles().first().map(|c| c.date()))
+        .min();
+    let Some(first_session) = first_session else {
+        return Ok(histories);
+    };
+    for (i, (symbol, history)) in histories.iter_mut().enumerate() {
+        let starts = history.candles().first().map(|c| c.date());
+        let Some(late) = starts
+            .filter(|_| AssetClass::of(symbol) == AssetClass::Crypto)
+            .map(|d| (d - first_session).num_days())
+            .filter(|days| *days > 0)
+        else {
+            continue;
+        };
+        let deeper = depths[i] + usize::try_from(late).unwrap_or(0) + 7;
+        *history = fetch_each(market, std::slice::from_ref(symbol), &[deeper])
+            .await?
+            .remove(0)
+            .1;
+    }
+    Ok(histories)
+}
+
+/// The newest `depths[i]` daily bars of each `symbols[i]`, side by side.
+async fn fetch_each(
+    market: &DataManager,
+    symbols: &[String],
+    depths: &[usize],
+) -> Result<Vec<(String, History)>, ApiError> {
+    let fetches =
+        symbols
+            .iter()
+            .cloned()
+            .zip(depths.iter().copied())
+            .map(|(symbol, depth)| async move {
+                let history = market
+                    .history(&symbol, Span::LastBars(depth), Interval::Daily)
+                    .await;
+                (symbol, history)
+            });
     let fetched: Vec<(String, Result<History, MarketError>)> = futures::stream::iter(fetches)
         .buffered(FETCH_CONCURRENCY)
         .collect()
@@ -216,6 +264,28 @@ impl Provenance {
     }
 }
 
+/// Each history's closes on the dates all of them have (oldest first):
+/// markets with other holidays, or crypto that trades every day, aligned
+/// before any return is taken. Closes no model should see are refused as
+/// the provider's fault.
+pub fn on_shared_dates(
+    histories: &[(String, History)],
+) -> Result<(Vec<NaiveDate>, Vec<Vec<f64>>), ApiError> {
+    let mut series = Vec::with_capacity(histories.len());
+    for (symbol, history) in histories {
+        provided_series(symbol, &history.provider, history.closes())?;
+        series.push(
+            history
+                .candles()
+                .iter()
+                .map(|c| (c.date(), c.close))
+                .collect::<Vec<_>>(),
+        );
+    }
+    Ok(crate::models::risk::on_shared_dates(&series))
+}
+
+/// The newest `bars` closes of each symbol on the dates they share.
 async fn fetch_assets(
     market: &DataManager,
     symbols: &[String],
@@ -223,15 +293,27 @@ async fn fetch_assets(
 ) -> Result<Resolved, ApiError> {
     let histories = fetch_histories(market, symbols, bars).await?;
     let provenance = Provenance::of(&histories);
+    let (dates, closes) = on_shared_dates(&histories)?;
     let mut assets = Vec::with_capacity(histories.len());
-    for (symbol, history) in histories {
-        let series = provided_series(&symbol, &history.provider, history.closes())?;
+    for ((symbol, history), closes) in histories.into_iter().zip(closes) {
+        let newest = closes[closes.len().saturating_sub(bars)..].to_vec();
+        let series = provided_series(&symbol, &history.provider, newest).map_err(|e| {
+            if closes.is_empty() {
+                ApiError::insufficient_data(format!(
+                    "{} share no date with closes",
+                    symbols.join(", ")
+                ))
+            } else {
+                e
+            }
+        })?;
         assets.push((symbol, series));
     }
     Ok(Resolved {
         input: ModelInput::Assets(assets),
         data_source: provenance.data_source,
-        as_of: provenance.as_of,
+        // The newest date the closes used share, not any one's newest.
+        as_of: dates.last().copied().or(provenance.as_of),
         stale_age: provenance.stale_age,
     })
 }

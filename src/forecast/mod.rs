@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::market::calendar::Calendar;
 use crate::market::{DataManager, Interval, Span};
 use crate::models::tracking::{self, Report, Tracker, WeightsSnapshot};
 use crate::models::{
@@ -100,7 +101,8 @@ impl ForecastService {
         prices: &PriceRequest,
         params: &RawParams,
     ) -> Result<Served, ApiError> {
-        let run = self.model(model_name, None)?.configure(params)?;
+        let model = self.model(model_name, None)?;
+        let run = model.configure(&on_calendar(model.as_ref(), params, prices))?;
         self.serve(run, prices, None).await
     }
 
@@ -119,7 +121,7 @@ impl ForecastService {
             .map(|name| {
                 let model = self.model(name, None)?;
                 let own = params_for(model.as_ref(), names, &self.registry, params);
-                Ok(model.configure(&own)?)
+                Ok(model.configure(&on_calendar(model.as_ref(), &own, prices))?)
             })
             .collect();
         let prefetched = self.prefetch(&runs, prices).await;
@@ -229,6 +231,28 @@ impl ForecastService {
             });
         }
     }
+}
+
+/// `params` with `periods_per_year` set by the assets' calendar (365 when
+/// every asset named is crypto, else 252) for a model that annualises,
+/// unless the request set it. The assets are the request's symbol, its
+/// `params.symbols`, or the keys of its `price_data` object; a bare array
+/// of closes with no symbol is read as a stock's.
+fn on_calendar(model: &dyn Predictor, params: &RawParams, prices: &PriceRequest) -> RawParams {
+    const KEY: &str = "periods_per_year";
+    let mut params = params.clone();
+    if !model.param_names().contains(&KEY) || params.contains_key(KEY) {
+        return params;
+    }
+    let mut symbols: Vec<&str> = prices.symbol.iter().map(String::as_str).collect();
+    if let Some(serde_json::Value::Object(series)) = &prices.price_data {
+        symbols.extend(series.keys().map(String::as_str));
+    } else if let Some(serde_json::Value::Array(named)) = params.get("symbols") {
+        symbols.extend(named.iter().filter_map(serde_json::Value::as_str));
+    }
+    let periods = Calendar::of(&symbols).periods_per_year();
+    params.insert(KEY.into(), periods.into());
+    params
 }
 
 /// The shared params of a batch, less those that only the batch's other

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::market::calendar::AssetClass;
 use crate::market::{DataManager, Interval, Span};
 use crate::models::options::{
     self, implied, Greeks, Kind, Method, OptionError, OptionInputs, Style, DEFAULT_STEPS,
 };
-use crate::models::volatility::{self, GarchSpec, TRADING_DAYS};
+use crate::models::volatility::{self, GarchSpec};
 
 /// Most options one request may carry.
 pub const MAX_OPTIONS: usize = 10_000;
@@ -27,8 +28,6 @@ pub const MAX_SYMBOLS: usize = 20;
 pub const MAX_TREE_NODES: f64 = 4e9;
 /// Daily closes fetched for a symbol: four years for the GARCH fit.
 const HISTORY_BARS: usize = 1001;
-/// Returns the realised volatility is measured over: one year.
-const REALISED_RETURNS: usize = 252;
 /// Fewest returns a realised volatility is measured from.
 const MIN_REALISED_RETURNS: usize = 21;
 /// Trees a binomial price with greeks rolls (the price, then vega and
@@ -53,7 +52,8 @@ const TREES_PER_IMPLIED: f64 = 50.0;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum VolatilitySource {
-    /// Standard deviation of the last year's daily log returns, x sqrt(252).
+    /// Standard deviation of the last year's daily log returns, x sqrt(252)
+    /// for a stock, x sqrt(365) over 365 returns for crypto.
     Realised,
     /// A GARCH(1,1) fitted to the symbol's last four years, its forecast
     /// variance averaged over the trading days to expiry, annualised.
@@ -510,16 +510,20 @@ impl VolatilityCache {
                     })
                     .as_ref()
                     .map_err(Clone::clone)?;
-                Ok(garch_term_volatility(fit, expiry_years))
+                let periods = AssetClass::of(symbol).periods_per_year();
+                Ok(garch_term_volatility(fit, expiry_years, periods))
             }
         }
     }
 }
 
 /// Sample standard deviation of the last year's daily log returns,
-/// annualised with 252 trading days.
+/// annualised with the symbol's calendar: 252 trading days for a stock,
+/// 365 days for crypto (a year of its returns either way).
 pub fn realised_volatility(symbol: &str, closes: &[f64]) -> Result<f64, ApiError> {
-    let tail = &closes[closes.len().saturating_sub(REALISED_RETURNS + 1)..];
+    let periods = AssetClass::of(symbol).periods_per_year();
+    let year = periods as usize;
+    let tail = &closes[closes.len().saturating_sub(year + 1)..];
     let returns: Vec<f64> = tail.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
     if returns.len() < MIN_REALISED_RETURNS || returns.iter().any(|r| !r.is_finite()) {
         return Err(ApiError::insufficient_data(format!(
@@ -530,14 +534,19 @@ pub fn realised_volatility(symbol: &str, closes: &[f64]) -> Result<f64, ApiError
     let n = returns.len() as f64;
     let mean = returns.iter().sum::<f64>() / n;
     let variance = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    Ok((variance * TRADING_DAYS).sqrt())
+    Ok((variance * periods).sqrt())
 }
 
 /// The GARCH forecast's volatility over the option's life: the daily
-/// variances `σ²_{T+1}, ..., σ²_{T+h}` for the `h = ⌈252 · expiry⌉`
-/// trading days to expiry, averaged and annualised.
-pub fn garch_term_volatility(fit: &volatility::GarchFit, expiry_years: f64) -> f64 {
-    let days = (expiry_years * TRADING_DAYS).ceil().max(1.0) as usize;
+/// variances `σ²_{T+1}, ..., σ²_{T+h}` for the `h = ⌈periods · expiry⌉`
+/// days to expiry (252 a year for a stock, 365 for crypto), averaged and
+/// annualised.
+pub fn garch_term_volatility(
+    fit: &volatility::GarchFit,
+    expiry_years: f64,
+    periods_per_year: f64,
+) -> f64 {
+    let days = (expiry_years * periods_per_year).ceil().max(1.0) as usize;
     let (omega, persistence) = (fit.params.omega, fit.persistence);
     let mut variance = fit.next_variance;
     let mut total = 0.0;
@@ -546,5 +555,29 @@ pub fn garch_term_volatility(fit: &volatility::GarchFit, expiry_years: f64) -> f
         variance = omega + persistence * variance;
     }
     // Squared percent per day to a fraction per year.
-    (total / days as f64 / 1e4 * TRADING_DAYS).sqrt()
+    (total / days as f64 / 1e4 * periods_per_year).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realised_volatility_annualises_with_the_symbols_calendar() {
+        let closes: Vec<f64> = (0..100)
+            .map(|i| 100.0 * (1.0 + 0.01 * (f64::from(i) * 0.7).sin()))
+            .collect();
+        let stock = realised_volatility("AAPL", &closes).unwrap();
+        let coin = realised_volatility("BTC-USD", &closes).unwrap();
+        // Fewer closes than a year of either: the same 99 returns.
+        assert!((coin / stock - (365.0f64 / 252.0).sqrt()).abs() < 1e-12);
+        // A crypto year is 365 returns, a stock's 252.
+        let long: Vec<f64> = (0..600)
+            .map(|i| 100.0 * (1.0 + 0.01 * (f64::from(i) * 0.7).sin()))
+            .collect();
+        let tail = |n: usize| realised_volatility("AAPL", &long[long.len() - n..]).unwrap();
+        assert_eq!(realised_volatility("AAPL", &long).unwrap(), tail(253));
+        let coin_tail = realised_volatility("BTC-USD", &long[long.len() - 366..]).unwrap();
+        assert_eq!(realised_volatility("BTC-USD", &long).unwrap(), coin_tail);
+    }
 }

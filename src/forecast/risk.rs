@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::input::{fetch_histories, provided_series, series_from_json, InputLimits, Provenance};
+use super::input::{fetch_histories, on_shared_dates, series_from_json, InputLimits, Provenance};
 use crate::config::Limits;
 use crate::error::{ApiError, ErrorCode};
 use crate::market::DataManager;
@@ -168,25 +168,13 @@ async fn fetched(
 ) -> Result<Prices, ApiError> {
     let histories = fetch_histories(market, symbols, bars).await?;
     let provenance = Provenance::of(&histories);
-    let mut series = Vec::with_capacity(histories.len());
-    for (symbol, history) in &histories {
-        // Refuses (as the provider's fault) closes no model should see.
-        provided_series(symbol, &history.provider, history.closes())?;
-        series.push(
-            history
-                .candles()
-                .iter()
-                .map(|c| (c.date(), c.close))
-                .collect::<Vec<_>>(),
-        );
-    }
-    let (dates, closes) = risk::on_shared_dates(&series);
+    let (dates, closes) = on_shared_dates(&histories)?;
     Ok(Prices {
         symbols: symbols.to_vec(),
         closes,
+        as_of: dates.last().copied().or(provenance.as_of),
         dates: Some(dates),
         data_source: provenance.data_source,
-        as_of: provenance.as_of,
         stale_age: provenance.stale_age,
     })
 }

@@ -14,6 +14,10 @@ use super::prices::Candle;
 const EMBEDDED_STOCKS: &[u8] = include_bytes!("../../data/sp500_dataset.csv.gz");
 /// The S&P 500 index over the same dates, served as `^GSPC`.
 const EMBEDDED_INDEX: &[u8] = include_bytes!("../../data/sp500_index.csv.gz");
+/// Daily closes of Bitcoin and Ethereum in tether (Binance's USDT-margined
+/// perpetuals), every day 2021-01-01..2026-09-09, served as `BTC-USD` and
+/// `ETH-USD`.
+const EMBEDDED_CRYPTO: &[u8] = include_bytes!("../../data/crypto_dataset.csv.gz");
 
 /// Bars per symbol, oldest first.
 pub type PriceTable = BTreeMap<String, Vec<Candle>>;
@@ -28,7 +32,7 @@ pub struct PriceFileError {
 }
 
 /// The names of the embedded series, for listings.
-const EMBEDDED_NAMES: [(&str, &str); 21] = [
+const EMBEDDED_NAMES: [(&str, &str); 23] = [
     ("AAPL", "Apple Inc."),
     ("AMD", "Advanced Micro Devices, Inc."),
     ("BAC", "Bank of America Corporation"),
@@ -50,6 +54,8 @@ const EMBEDDED_NAMES: [(&str, &str); 21] = [
     ("WMT", "Walmart Inc."),
     ("XOM", "Exxon Mobil Corporation"),
     ("^GSPC", "S&P 500"),
+    ("BTC-USD", "Bitcoin USD"),
+    ("ETH-USD", "Ethereum USD"),
 ];
 
 /// The name of an embedded series.
@@ -60,7 +66,8 @@ pub fn embedded_name(symbol: &str) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-/// The dataset built into the binary.
+/// The stocks and the index built into the binary: what the networks are
+/// pretrained on and the catalog's evaluation measures.
 pub fn embedded() -> Result<PriceTable, PriceFileError> {
     let mut table = parse_wide_closes(GzDecoder::new(EMBEDDED_STOCKS), "sp500_dataset.csv.gz")?;
     let index = parse_wide_closes(GzDecoder::new(EMBEDDED_INDEX), "sp500_index.csv.gz")?;
@@ -73,6 +80,18 @@ pub fn embedded() -> Result<PriceTable, PriceFileError> {
         };
         table.insert(symbol, bars);
     }
+    Ok(table)
+}
+
+/// The crypto pairs built into the binary (`BTC-USD`, `ETH-USD`).
+pub fn embedded_crypto() -> Result<PriceTable, PriceFileError> {
+    parse_wide_closes(GzDecoder::new(EMBEDDED_CRYPTO), "crypto_dataset.csv.gz")
+}
+
+/// Every series built into the binary, as the local provider serves them.
+pub fn embedded_all() -> Result<PriceTable, PriceFileError> {
+    let mut table = embedded()?;
+    table.extend(embedded_crypto()?);
     Ok(table)
 }
 
@@ -265,6 +284,22 @@ mod tests {
         assert_eq!(aapl.last().unwrap().date().to_string(), "2022-12-28");
         assert_eq!(aapl.last().unwrap().close, 125.674);
         assert_eq!(table["^GSPC"].last().unwrap().close, 3783.22);
+    }
+
+    #[test]
+    fn embedded_crypto_trades_every_day() {
+        let table = embedded_crypto().unwrap();
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["BTC-USD", "ETH-USD"]);
+        for bars in table.values() {
+            assert_eq!(bars.len(), 2078);
+            assert_eq!(bars[0].date().to_string(), "2021-01-01");
+            assert_eq!(bars[2077].date().to_string(), "2026-09-09");
+            assert!(bars
+                .windows(2)
+                .all(|w| (w[1].date() - w[0].date()).num_days() == 1));
+        }
+        assert_eq!(table["BTC-USD"][0].close, 29337.16);
+        assert_eq!(embedded_all().unwrap().len(), 23);
     }
 
     const YAHOO: &str = "Date,Open,High,Low,Close,Adj Close,Volume\n\

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::http;
 use super::limiter::{ProviderRateLimiter, QuotaConfig};
 use super::prices::{Candle, Interval, Quote, Span};
-use super::provider::{Provider, ProviderError, QuoteAnswer};
+use super::provider::{newest_bars, Provider, ProviderError, QuoteAnswer};
 use super::symbols::SymbolForm;
 
 pub const NAME: &str = "fyers";
@@ -272,16 +272,7 @@ impl Provider for FyersProvider {
                 None => break,
             }
         }
-        if let Span::LastBars(n) = span {
-            let extra = candles.len().saturating_sub(n);
-            candles.drain(..extra);
-        }
-        if candles.is_empty() {
-            return Err(ProviderError::NotFound {
-                symbol: symbol.to_string(),
-            });
-        }
-        Ok(candles)
+        newest_bars(symbol, candles, span)
     }
 
     async fn quotes(&self, symbols: &[String]) -> Result<Vec<QuoteAnswer>, ProviderError> {

@@ -41,7 +41,7 @@ impl LocalProvider {
     /// The embedded dataset, overlaid with `<SYMBOL>.csv` files from `prices_dir`
     /// (a user file replaces an embedded series of the same symbol).
     pub fn load(prices_dir: &Path) -> Result<Self, PriceFileError> {
-        let provider = Self::from_table(dataset::embedded()?);
+        let provider = Self::from_table(dataset::embedded_all()?);
         let watch = Watch {
             dir: prices_dir.to_path_buf(),
             every: Duration::ZERO,

@@ -1,8 +1,10 @@
 //! Market data: symbols, providers and the data manager in front of them.
 //! Knows nothing of models or HTTP.
 
+pub mod binance;
 pub mod breaker;
 pub mod cache;
+pub mod calendar;
 pub mod dataset;
 pub mod ec2;
 pub mod fyers;

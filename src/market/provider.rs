@@ -65,6 +65,40 @@ impl ProviderError {
 /// What a provider answers for one symbol of a quote request.
 pub type QuoteAnswer = (String, Result<Quote, ProviderError>);
 
+/// The newest bars a span of the last `n` asks for (all of them for a date
+/// span); none at all is the symbol not found.
+pub fn newest_bars(
+    symbol: &str,
+    mut candles: Vec<Candle>,
+    span: Span,
+) -> Result<Vec<Candle>, ProviderError> {
+    if let Span::LastBars(n) = span {
+        let extra = candles.len().saturating_sub(n);
+        candles.drain(..extra);
+    }
+    if candles.is_empty() {
+        return Err(ProviderError::NotFound {
+            symbol: symbol.to_string(),
+        });
+    }
+    Ok(candles)
+}
+
+/// Answers fetched symbol by symbol, as the whole call's outcome: a
+/// provider that failed for every symbol is down, not missing them.
+pub fn per_symbol(answers: Vec<QuoteAnswer>) -> Result<Vec<QuoteAnswer>, ProviderError> {
+    let all_failed = answers
+        .iter()
+        .all(|(_, a)| a.as_ref().is_err_and(ProviderError::is_provider_failure));
+    if !all_failed {
+        return Ok(answers);
+    }
+    match answers.into_iter().next() {
+        Some((_, Err(e))) => Err(e),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// A series a provider holds itself, and its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holding {

@@ -1,5 +1,6 @@
-//! Translation between Yahoo (`RELIANCE.NS`) and Fyers (`NSE:RELIANCE-EQ`)
-//! symbol forms, from the mapping file and by rule.
+//! Translation between Yahoo (`RELIANCE.NS`, `BTC-USD`), Fyers
+//! (`NSE:RELIANCE-EQ`) and Binance (`BTCUSDT`) symbol forms, from the
+//! mapping file and by rule.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -16,6 +17,42 @@ pub enum SymbolForm {
     Yahoo,
     /// `NSE:RELIANCE-EQ`.
     Fyers,
+    /// `BTCUSDT`: crypto spot pairs only.
+    Binance,
+}
+
+/// Currencies a Yahoo crypto pair is quoted in (`BTC-USD`, `ETH-EUR`).
+const CRYPTO_QUOTES: [&str; 9] = [
+    "USD", "USDT", "USDC", "EUR", "GBP", "JPY", "INR", "BTC", "ETH",
+];
+
+/// Stablecoins that end a bare Binance pair (`BTCUSDT`), read as USD.
+const STABLE_QUOTES: [&str; 2] = ["USDT", "USDC"];
+
+/// A crypto pair: the coin and the currency it is priced in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CryptoPair<'a> {
+    pub base: &'a str,
+    pub quote: &'a str,
+}
+
+/// The pair a normalized symbol names, in Yahoo form (`BTC-USD`) or as a
+/// bare stablecoin pair (`BTCUSDT`); `None` for anything else (a stock
+/// such as `BRK-B` is not a pair: `B` is no currency).
+pub fn crypto_pair(symbol: &str) -> Option<CryptoPair<'_>> {
+    let coin = |base: &str| {
+        (2..=10).contains(&base.len()) && base.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    if let Some((base, quote)) = symbol.split_once('-') {
+        return (coin(base) && CRYPTO_QUOTES.contains(&quote))
+            .then_some(CryptoPair { base, quote });
+    }
+    STABLE_QUOTES.iter().find_map(|quote| {
+        symbol
+            .strip_suffix(quote)
+            .filter(|base| coin(base))
+            .map(|base| CryptoPair { base, quote })
+    })
 }
 
 /// One row of the mapping file.
@@ -113,11 +150,15 @@ impl SymbolMapper {
         self.stocks.is_empty()
     }
 
-    /// The Yahoo form of any symbol: mapped, by rule, or as written.
+    /// The Yahoo form of any symbol: mapped, by rule, or as written. A
+    /// bare stablecoin pair (`BTCUSDT`) is Yahoo's USD pair (`BTC-USD`).
     pub fn to_yahoo(&self, symbol: &str) -> String {
         let symbol = normalize(symbol);
         if let Some(yahoo) = self.yahoo_by_fyers.get(&symbol) {
             return yahoo.clone();
+        }
+        if let Some(pair) = crypto_pair(&symbol).filter(|_| !symbol.contains('-')) {
+            return format!("{}-USD", pair.base);
         }
         for (exchange, suffix) in [("NSE:", ".NS"), ("BSE:", ".BO")] {
             if let Some(base) = symbol
@@ -148,10 +189,25 @@ impl SymbolMapper {
         None
     }
 
+    /// The Binance spot pair of a crypto symbol (`BTC-USD` is `BTCUSDT`:
+    /// Binance lists no USD pairs, and tether trades within a fraction of
+    /// a percent of the dollar), or `None` for anything else.
+    pub fn to_binance(&self, symbol: &str) -> Option<String> {
+        let symbol = normalize(symbol);
+        let pair = crypto_pair(&symbol)?;
+        let quote = if pair.quote == "USD" {
+            "USDT"
+        } else {
+            pair.quote
+        };
+        Some(format!("{}{quote}", pair.base))
+    }
+
     pub fn to_form(&self, symbol: &str, form: SymbolForm) -> Option<String> {
         match form {
             SymbolForm::Yahoo => Some(self.to_yahoo(symbol)),
             SymbolForm::Fyers => self.to_fyers(symbol),
+            SymbolForm::Binance => self.to_binance(symbol),
         }
     }
 }
@@ -199,6 +255,30 @@ mod tests {
     fn us_stocks_have_no_fyers_form() {
         assert_eq!(mapper().to_fyers("AAPL"), None);
         assert_eq!(mapper().to_fyers(".NS"), None);
+    }
+
+    #[test]
+    fn crypto_pairs_translate_between_yahoo_and_binance() {
+        let m = mapper();
+        assert_eq!(m.to_binance("BTC-USD").as_deref(), Some("BTCUSDT"));
+        assert_eq!(m.to_binance(" eth-usd").as_deref(), Some("ETHUSDT"));
+        assert_eq!(m.to_binance("ETH-BTC").as_deref(), Some("ETHBTC"));
+        assert_eq!(m.to_binance("BTCUSDT").as_deref(), Some("BTCUSDT"));
+        assert_eq!(m.to_yahoo("BTCUSDT"), "BTC-USD");
+        assert_eq!(m.to_yahoo("BTC-USD"), "BTC-USD");
+        assert_eq!(m.to_fyers("BTC-USD"), None);
+        for stock in [
+            "AAPL",
+            "BRK-B",
+            "RELIANCE.NS",
+            "^GSPC",
+            "NSE:SBIN-EQ",
+            "USDT",
+            "-USD",
+        ] {
+            assert_eq!(m.to_binance(stock), None, "{stock}");
+            assert_eq!(crypto_pair(stock), None, "{stock}");
+        }
     }
 
     #[test]

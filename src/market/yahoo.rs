@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::http;
 use super::limiter::{ProviderRateLimiter, QuotaConfig};
 use super::prices::{Candle, Interval, Quote, Span};
-use super::provider::{Provider, ProviderError, QuoteAnswer};
+use super::provider::{newest_bars, per_symbol, Provider, ProviderError, QuoteAnswer};
 use super::symbols::SymbolForm;
 
 pub const NAME: &str = "yfinance";
@@ -163,17 +163,8 @@ impl Provider for YahooProvider {
             Span::LastBars(n) => query.push(("range", range_for(n, interval).to_string())),
         }
         let result = self.chart(symbol, &query).await?;
-        let mut candles = result.candles(interval == Interval::Daily)?;
-        if let Span::LastBars(n) = span {
-            let extra = candles.len().saturating_sub(n);
-            candles.drain(..extra);
-        }
-        if candles.is_empty() {
-            return Err(ProviderError::NotFound {
-                symbol: symbol.to_string(),
-            });
-        }
-        Ok(candles)
+        let candles = result.candles(interval == Interval::Daily)?;
+        newest_bars(symbol, candles, span)
     }
 
     async fn quotes(&self, symbols: &[String]) -> Result<Vec<QuoteAnswer>, ProviderError> {
@@ -191,17 +182,7 @@ impl Provider for YahooProvider {
             .buffered(QUOTE_CONCURRENCY)
             .collect()
             .await;
-        // A provider that failed for every symbol is down, not missing them.
-        let all_failed = answers
-            .iter()
-            .all(|(_, a)| a.as_ref().is_err_and(ProviderError::is_provider_failure));
-        if all_failed {
-            if let Some((_, Err(e))) = answers.into_iter().next() {
-                return Err(e);
-            }
-            return Ok(Vec::new());
-        }
-        Ok(answers)
+        per_symbol(answers)
     }
 
     fn cached_entries(&self) -> u64 {

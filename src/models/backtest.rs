@@ -12,8 +12,7 @@ use serde::Serialize;
 
 use super::volatility::baselines::{Ewma, REALISED_WINDOW, RISKMETRICS_LAMBDA};
 
-/// Trading days a year, for annualising.
-const TRADING_DAYS: f64 = 252.0;
+use crate::market::calendar::EQUITY_PERIODS_PER_YEAR;
 
 /// The largest size a volatility target may give a position: twice the
 /// capital, long or short, however calm the stock.
@@ -29,6 +28,9 @@ pub struct Rules {
     /// Cost of changing the position by 1 (all in or all out), as a
     /// fraction: 10 bps = 0.001.
     pub cost: f64,
+    /// Daily bars a year of the traded asset's calendar, for annualising
+    /// (252 for a stock, 365 for crypto).
+    pub periods_per_year: f64,
 }
 
 impl Default for Rules {
@@ -37,6 +39,7 @@ impl Default for Rules {
             threshold: 0.0,
             allow_short: false,
             cost: 0.001,
+            periods_per_year: EQUITY_PERIODS_PER_YEAR,
         }
     }
 }
@@ -83,6 +86,9 @@ pub struct Performance {
     pub benchmark_monthly_returns: Vec<MonthlyReturn>,
     /// Buy-and-hold of the same stock over the same days.
     pub benchmark: Stats,
+    /// Daily returns a year that volatility and Sharpe are annualised
+    /// with: 252 for stocks (or a mix holding any), 365 for crypto.
+    pub periods_per_year: f64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -99,11 +105,11 @@ pub enum BacktestError {
 /// volatility: `min(MAX_LEVERAGE, target / σₜ)`, where `σₜ` is RiskMetrics'
 /// EWMA (λ = 0.94, [`Ewma`]) forecast of the volatility of day `t + 1`'s
 /// return made from the returns up to day `t` only (`closes[..=t]`),
-/// annualised by √252. The EWMA is seeded with the realised variance of
+/// annualised by `√periods_per_year`. The EWMA is seeded with the realised variance of
 /// the first [`REALISED_WINDOW`] returns, so a day with fewer returns
 /// behind it has no forecast and size 0 (flat). A stock that has not moved
 /// has `σₜ = 0` and gets the largest size.
-pub fn volatility_target_sizes(closes: &[f64], target: f64) -> Vec<f64> {
+pub fn volatility_target_sizes(closes: &[f64], target: f64, periods_per_year: f64) -> Vec<f64> {
     let mut sizes = vec![0.0; closes.len()];
     // Fractions: the recursion is the same in any unit of return.
     let returns: Vec<f64> = closes.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
@@ -118,7 +124,7 @@ pub fn volatility_target_sizes(closes: &[f64], target: f64) -> Vec<f64> {
         if t > REALISED_WINDOW {
             ewma.update(returns[t - 1]);
         }
-        let sigma = ewma.variance().max(0.0).sqrt() * TRADING_DAYS.sqrt();
+        let sigma = ewma.variance().max(0.0).sqrt() * periods_per_year.sqrt();
         *size = (target / sigma).min(MAX_LEVERAGE);
     }
     sizes
@@ -212,6 +218,7 @@ pub fn run_sized(
             turnover,
             trades,
         },
+        rules.periods_per_year,
     ))
 }
 
@@ -224,16 +231,18 @@ pub struct Trading {
 }
 
 impl Performance {
-    /// The figures of a strategy's and its benchmark's dated daily returns.
+    /// The figures of a strategy's and its benchmark's dated daily
+    /// returns, annualised with `periods_per_year`.
     pub fn of(
         strategy: &[(NaiveDate, f64)],
         benchmark: &[(NaiveDate, f64)],
         trading: Trading,
+        periods_per_year: f64,
     ) -> Self {
         let daily: Vec<f64> = strategy.iter().map(|(_, r)| *r).collect();
-        let stats = Stats::of(&daily);
+        let stats = Stats::of(&daily, periods_per_year);
         let benchmark_daily: Vec<f64> = benchmark.iter().map(|(_, r)| *r).collect();
-        let benchmark_stats = Stats::of(&benchmark_daily);
+        let benchmark_stats = Stats::of(&benchmark_daily, periods_per_year);
         Performance {
             total_return: stats.total_return,
             annual_volatility: stats.annual_volatility,
@@ -247,12 +256,14 @@ impl Performance {
             benchmark_total_return: benchmark_stats.total_return,
             benchmark_monthly_returns: monthly(benchmark),
             benchmark: benchmark_stats,
+            periods_per_year,
         }
     }
 }
 
 /// Figures of a daily return series (fractions; volatility and Sharpe
-/// annualised over 252 days, Sharpe with a zero risk-free rate).
+/// annualised over the calendar's periods a year, Sharpe with a zero
+/// risk-free rate).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub total_return: f64,
@@ -262,7 +273,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn of(daily: &[f64]) -> Self {
+    pub fn of(daily: &[f64], periods_per_year: f64) -> Self {
         let n = daily.len().max(1) as f64;
         let mean = daily.iter().sum::<f64>() / n;
         let sd = if daily.len() > 1 {
@@ -272,9 +283,9 @@ impl Stats {
         };
         Stats {
             total_return: compound(daily),
-            annual_volatility: sd * TRADING_DAYS.sqrt(),
+            annual_volatility: sd * periods_per_year.sqrt(),
             sharpe_ratio: if sd > 0.0 {
-                mean / sd * TRADING_DAYS.sqrt()
+                mean / sd * periods_per_year.sqrt()
             } else {
                 0.0
             },
@@ -459,7 +470,7 @@ pub(crate) mod tests {
     #[test]
     fn target_sizes_use_the_ewma_of_past_returns_only_and_are_capped() {
         let closes: Vec<f64> = regime_change(150, 0.01, 0.03).iter().map(|d| d.1).collect();
-        let sizes = volatility_target_sizes(&closes, 0.15);
+        let sizes = volatility_target_sizes(&closes, 0.15, 252.0);
         assert_eq!(sizes.len(), closes.len());
         // No forecast before 21 returns: flat.
         assert!(sizes[..REALISED_WINDOW].iter().all(|s| *s == 0.0));
@@ -476,13 +487,13 @@ pub(crate) mod tests {
         assert!((0.7..1.3).contains(&sizes[140]), "{}", sizes[140]);
         assert!((0.2..0.5).contains(&sizes[300]), "{}", sizes[300]);
         // A stock that does not move is sized at the cap, not at infinity.
-        let flat = volatility_target_sizes(&[50.0; 40], 0.15);
+        let flat = volatility_target_sizes(&[50.0; 40], 0.15, 252.0);
         assert_eq!(
             flat[REALISED_WINDOW..],
             [MAX_LEVERAGE; 40 - REALISED_WINDOW]
         );
         assert_eq!(
-            volatility_target_sizes(&closes[..REALISED_WINDOW], 0.1),
+            volatility_target_sizes(&closes[..REALISED_WINDOW], 0.1, 252.0),
             [0.0; 21]
         );
     }
@@ -494,7 +505,7 @@ pub(crate) mod tests {
         let rules = Rules::default();
         let base = positions(
             &always_long,
-            Some(&volatility_target_sizes(&closes, 0.15)),
+            Some(&volatility_target_sizes(&closes, 0.15, 252.0)),
             &rules,
         );
         for k in [REALISED_WINDOW + 1, 60, 150, 200] {
@@ -507,7 +518,7 @@ pub(crate) mod tests {
             moved[k] *= 1.2;
             let after = positions(
                 &always_long,
-                Some(&volatility_target_sizes(&moved, 0.15)),
+                Some(&volatility_target_sizes(&moved, 0.15, 252.0)),
                 &rules,
             );
             assert_eq!(base[..k], after[..k], "a change at close {k}");
@@ -519,7 +530,8 @@ pub(crate) mod tests {
     fn sized_positions_pay_costs_on_every_resize() {
         let days = regime_change(40, 0.01, 0.03);
         let long = vec![Some(0.01); days.len()];
-        let sizes = volatility_target_sizes(&days.iter().map(|d| d.1).collect::<Vec<_>>(), 0.2);
+        let sizes =
+            volatility_target_sizes(&days.iter().map(|d| d.1).collect::<Vec<_>>(), 0.2, 252.0);
         let p = run_sized(&days, &long, Some(&sizes), &Rules::default()).unwrap();
         let held = positions(&long, Some(&sizes), &Rules::default());
         let turnover: f64 = held[..days.len() - 1]
@@ -542,5 +554,34 @@ pub(crate) mod tests {
         // Unsized, always long is one entry of one unit.
         let unit = run_sized(&days, &long, None, &Rules::default()).unwrap();
         assert_eq!((unit.turnover, unit.trades), (1.0, 1));
+    }
+
+    #[test]
+    fn volatility_and_sharpe_annualise_with_the_assets_calendar() {
+        let daily: Vec<f64> = (0..200)
+            .map(|i| if i % 3 == 0 { -0.01 } else { 0.008 })
+            .collect();
+        let stock = Stats::of(&daily, 252.0);
+        let coin = Stats::of(&daily, 365.0);
+        let ratio = (365.0f64 / 252.0).sqrt();
+        assert!((coin.annual_volatility / stock.annual_volatility - ratio).abs() < 1e-12);
+        assert!((coin.sharpe_ratio / stock.sharpe_ratio - ratio).abs() < 1e-12);
+        // The same daily volatility needs a smaller position under 365 days.
+        let closes: Vec<f64> = std::iter::successors(Some(100.0), |c| Some(c * 1.01))
+            .take(40)
+            .enumerate()
+            .map(|(i, c)| if i % 2 == 0 { c } else { c * 0.99 })
+            .collect();
+        let (s252, s365) = (
+            volatility_target_sizes(&closes, 0.1, 252.0),
+            volatility_target_sizes(&closes, 0.1, 365.0),
+        );
+        let t = closes.len() - 1;
+        assert!(
+            (s252[t] / s365[t] - ratio).abs() < 1e-9,
+            "{} {}",
+            s252[t],
+            s365[t]
+        );
     }
 }

@@ -285,7 +285,7 @@ impl Model for PortfolioOptimizer {
                 .zip(values.iter().copied())
                 .collect()
         };
-        Ok(Prediction::Allocation(Allocation::Optimised(
+        Ok(Prediction::Allocation(Allocation::Optimised(Box::new(
             OptimisedAllocation {
                 allocation: by_symbol(&report.weights),
                 risk_contributions: by_symbol(&report.risk_contributions),
@@ -315,7 +315,7 @@ impl Model for PortfolioOptimizer {
                         .collect()
                 }),
             },
-        )))
+        ))))
     }
 }
 

@@ -229,7 +229,7 @@ pub struct EnsembleFit {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Allocation {
-    Optimised(OptimisedAllocation),
+    Optimised(Box<OptimisedAllocation>),
     /// A model outside this crate reporting its own fields.
     Reported(Reported),
 }

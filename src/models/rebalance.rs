@@ -23,6 +23,8 @@ pub struct Schedule {
     pub every: usize,
     /// Cost of turning the whole portfolio over once (0.001 = 10 bps).
     pub cost: f64,
+    /// Daily returns a year, for annualising (252 unless every asset is crypto).
+    pub periods_per_year: f64,
 }
 
 /// A finished rebalancing backtest.
@@ -170,7 +172,12 @@ pub fn run(
         trades,
     };
     Ok(Rebalanced {
-        performance: Performance::of(&strategy_days, &benchmark_days, trading),
+        performance: Performance::of(
+            &strategy_days,
+            &benchmark_days,
+            trading,
+            schedule.periods_per_year,
+        ),
         first_day: dates[start],
         last_day: dates[days - 1],
         rebalances,
@@ -201,6 +208,7 @@ mod tests {
             Schedule {
                 every: 1,
                 cost: 0.001,
+                periods_per_year: 252.0,
             },
             &mut |_| Ok(Some(vec![1.0])),
             &Budget::unlimited(),
@@ -224,6 +232,7 @@ mod tests {
             Schedule {
                 every: 2,
                 cost: 0.01,
+                periods_per_year: 252.0,
             },
             &mut |_| Ok(Some(vec![0.5, 0.5])),
             &Budget::unlimited(),
@@ -257,6 +266,7 @@ mod tests {
             Schedule {
                 every: 1,
                 cost: 0.0,
+                periods_per_year: 252.0,
             },
             &mut |t| {
                 calls += 1;
@@ -274,6 +284,7 @@ mod tests {
             Schedule {
                 every: 1,
                 cost: 0.0,
+                periods_per_year: 252.0,
             },
             &mut |_| Ok(None),
             &Budget::unlimited(),

@@ -34,6 +34,10 @@ pub struct Plan {
     /// absent, every position is one unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_volatility: Option<f64>,
+    /// Daily returns a year the figures are annualised with: the traded
+    /// asset's calendar (252 for stocks, 365 for crypto) unless the request
+    /// sets it.
+    pub periods_per_year: f64,
 }
 
 impl Default for Plan {
@@ -44,6 +48,7 @@ impl Default for Plan {
             allow_short: false,
             transaction_cost_bps: 10.0,
             target_volatility: None,
+            periods_per_year: crate::market::calendar::EQUITY_PERIODS_PER_YEAR,
         }
     }
 }
@@ -58,6 +63,7 @@ bounds! {
     Bps: 0.0, 100.0, "0 to 100";
     /// Above 0: the smallest positive double is the least target.
     TargetVolatility: f64::MIN_POSITIVE, 2.0, "0 (excluded) to 2";
+    PeriodsPerYear: 1.0, 366.0, "1 to 366";
 }
 
 /// The plan's params as a request writes them.
@@ -69,6 +75,7 @@ struct PlanRequest {
     allow_short: Option<Flag>,
     transaction_cost_bps: Option<Number<Bps>>,
     target_volatility: Option<Number<TargetVolatility>>,
+    periods_per_year: Option<Number<PeriodsPerYear>>,
 }
 
 impl Plan {
@@ -88,6 +95,9 @@ impl Plan {
                 .transaction_cost_bps
                 .map_or(defaults.transaction_cost_bps, Number::get),
             target_volatility: r.target_volatility.map(Number::get),
+            periods_per_year: r
+                .periods_per_year
+                .map_or(defaults.periods_per_year, Number::get),
         };
         Ok((plan, model))
     }
@@ -108,6 +118,7 @@ impl Plan {
             threshold: self.threshold,
             allow_short: self.allow_short,
             cost: self.transaction_cost_bps / 10_000.0,
+            periods_per_year: self.periods_per_year,
         }
     }
 }
@@ -215,7 +226,7 @@ pub fn run(
                        // Sized from every close given, the model's history included.
     let sizes = plan
         .target_volatility
-        .map(|target| backtest::volatility_target_sizes(&closes, target));
+        .map(|target| backtest::volatility_target_sizes(&closes, target, plan.periods_per_year));
     let performance = backtest::run_sized(
         &days[start..],
         &signal,
@@ -399,10 +410,11 @@ mod tests {
         let defaults = plan_of(json!({}));
         assert_eq!(defaults, Plan::default());
         assert_eq!(defaults.target_volatility, None);
-        // The answered plan (and the backtest cache's key) has no new field.
+        // The answered plan (and the backtest cache's key) has no
+        // target, and says the calendar the figures are annualised with.
         assert_eq!(
             serde_json::to_value(&defaults).unwrap(),
-            json!({"retrain_every": 21, "threshold": 0.0, "allow_short": false, "transaction_cost_bps": 10.0})
+            json!({"retrain_every": 21, "threshold": 0.0, "allow_short": false, "transaction_cost_bps": 10.0, "periods_per_year": 252.0})
         );
         // One unit long on each forecast rise: the figures of the unsized
         // backtest of the same signal, to the bit.

@@ -20,6 +20,7 @@ use crate::catalog::{Catalog, SubscriptionLimits, SubscriptionStore};
 use crate::config::{Environment, ProviderName, Settings};
 use crate::forecast::backtest::BacktestService;
 use crate::forecast::ForecastService;
+use crate::market::binance::BinanceProvider;
 use crate::market::ec2::Ec2Probe;
 use crate::market::fyers::FyersProvider;
 use crate::market::local::LocalProvider;
@@ -75,11 +76,17 @@ async fn market(settings: &Settings) -> anyhow::Result<DataManager> {
         .context("fyers provider")?
         .with_quota(&settings::quota(&settings.fyers.quota), max_wait),
     );
+    let binance: Arc<dyn Provider> = Arc::new(
+        BinanceProvider::new(&settings::binance_endpoint(&settings.binance))
+            .context("binance provider")?
+            .with_quota(&settings::quota(&settings.binance.quota), max_wait),
+    );
     let priority = settings.provider_priority();
     let provider = |name: &ProviderName| match name {
         ProviderName::Local => Arc::clone(&local),
         ProviderName::Yfinance => Arc::clone(&yahoo),
         ProviderName::Fyers => Arc::clone(&fyers),
+        ProviderName::Binance => Arc::clone(&binance),
     };
     tracing::info!(
         ?priority,
@@ -93,7 +100,11 @@ async fn market(settings: &Settings) -> anyhow::Result<DataManager> {
         settings::cache_policy(settings),
         settings::breaker(settings),
     );
-    for standby in [ProviderName::Yfinance, ProviderName::Fyers] {
+    for standby in [
+        ProviderName::Yfinance,
+        ProviderName::Fyers,
+        ProviderName::Binance,
+    ] {
         if !priority.contains(&standby) {
             market = market.with_standby(provider(&standby));
         }

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use crate::config::{QuotaSettings, Settings, YahooSettings};
+use crate::config::{EndpointSettings, QuotaSettings, Settings};
 use crate::forecast::backtest::BacktestPolicy;
 use crate::forecast::input::InputLimits;
+use crate::market::binance::BinanceEndpoint;
 use crate::market::breaker::BreakerConfig;
 use crate::market::fyers::FyersEndpoint;
 use crate::market::limiter::QuotaConfig;
@@ -23,10 +24,17 @@ pub fn quota(q: &QuotaSettings) -> QuotaConfig {
     }
 }
 
-pub fn yahoo_endpoint(y: &YahooSettings) -> YahooEndpoint {
+pub fn yahoo_endpoint(y: &EndpointSettings) -> YahooEndpoint {
     YahooEndpoint {
         base_url: y.base_url.clone(),
         timeout_ms: y.timeout_ms,
+    }
+}
+
+pub fn binance_endpoint(b: &EndpointSettings) -> BinanceEndpoint {
+    BinanceEndpoint {
+        base_url: b.base_url.clone(),
+        timeout_ms: b.timeout_ms,
     }
 }
 

@@ -21,6 +21,7 @@ fn undecided(s: &mut Settings, imds: &MockServer) {
     s.fyers.access_token = "fake-token".to_string().into();
     s.fyers.base_url = "http://127.0.0.1:9".into();
     s.yahoo.base_url = "http://127.0.0.1:9".into();
+    s.binance.base_url = "http://127.0.0.1:9".into();
 }
 
 async fn health(app: &TestApp) -> Value {
@@ -62,7 +63,7 @@ async fn a_metadata_token_means_production_with_fyers_first() {
     let h = health_when(&app, |h| h["environment"] == "production").await;
     assert_eq!(
         h["provider_priority"],
-        json!(["fyers", "yfinance", "local"])
+        json!(["fyers", "yfinance", "binance", "local"])
     );
     assert_eq!(
         imds.received_requests().await.unwrap().len(),
@@ -87,7 +88,7 @@ async fn no_metadata_service_means_development_with_yahoo_first() {
     assert_eq!(h["environment"], "development");
     assert_eq!(
         h["provider_priority"],
-        json!(["yfinance", "fyers", "local"])
+        json!(["yfinance", "fyers", "binance", "local"])
     );
 }
 
@@ -115,7 +116,7 @@ async fn a_silent_metadata_service_neither_delays_startup_nor_changes_anything()
     assert_eq!(h["environment"], "development");
     assert_eq!(
         h["provider_priority"],
-        json!(["yfinance", "fyers", "local"])
+        json!(["yfinance", "fyers", "binance", "local"])
     );
 }
 
@@ -144,7 +145,7 @@ async fn a_configured_environment_or_provider_list_skips_the_probe() {
     assert_eq!(h["environment"], "staging");
     assert_eq!(
         h["provider_priority"],
-        json!(["yfinance", "fyers", "local"])
+        json!(["yfinance", "fyers", "binance", "local"])
     );
     assert_eq!(health(&listed).await["provider_priority"], json!(["local"]));
 }

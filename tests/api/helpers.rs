@@ -347,7 +347,7 @@ pub fn yahoo_chart() -> String {
 /// A Yahoo chart body holding `symbol`'s newest `n` embedded closes (as
 /// open, high, low, close and adjusted close), in the format Yahoo sends.
 pub fn yahoo_chart_of(symbol: &str, n: usize) -> String {
-    let table = tickcast::market::dataset::embedded().expect("embedded data");
+    let table = tickcast::market::dataset::embedded_all().expect("embedded data");
     let bars = &table[symbol];
     let bars = &bars[bars.len().saturating_sub(n)..];
     let stamps: Vec<i64> = bars

@@ -23,7 +23,11 @@ async fn stocks(app: &TestApp) -> Vec<Value> {
 async fn offline_the_stock_list_holds_the_local_data_each_saying_so() {
     let app = spawn_app().await;
     let listed = stocks(&app).await;
-    assert_eq!(listed.len(), 21, "20 embedded stocks and the S&P 500");
+    assert_eq!(
+        listed.len(),
+        23,
+        "20 embedded stocks, the S&P 500, BTC-USD and ETH-USD"
+    );
     for stock in &listed {
         for field in ["yfinance_symbol", "fyers_symbol", "name"] {
             assert!(stock[field].is_string(), "{field}: {stock}");
@@ -32,7 +36,13 @@ async fn offline_the_stock_list_holds_the_local_data_each_saying_so() {
     }
     assert_eq!(listed[0]["yfinance_symbol"], "AAPL");
     assert_eq!(listed[0]["name"], "Apple Inc.");
-    assert_eq!(listed[20]["yfinance_symbol"], "^GSPC");
+    assert_eq!(listed[22]["yfinance_symbol"], "^GSPC");
+    for coin in ["BTC-USD", "ETH-USD"] {
+        assert!(
+            listed.iter().any(|s| s["yfinance_symbol"] == coin),
+            "{coin} listed"
+        );
+    }
     assert!(listed
         .iter()
         .all(|s| !s["yfinance_symbol"].as_str().unwrap().ends_with(".NS")));
@@ -99,13 +109,13 @@ async fn with_a_live_provider_answering_the_mapping_is_listed_too() {
     let mut listed = Vec::new();
     for _ in 0..50 {
         listed = stocks(&app).await;
-        if listed.len() > 21 {
+        if listed.len() > 23 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mapping = tickcast::market::SymbolMapper::built_in().unwrap();
-    assert_eq!(listed.len(), mapping.len() + 21, "the union");
+    assert_eq!(listed.len(), mapping.len() + 23, "the union");
     // The mapping first, in its order, then the local data.
     assert_eq!(
         listed[0]["yfinance_symbol"],
@@ -133,7 +143,7 @@ async fn with_the_live_provider_failing_only_local_data_is_listed() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let listed = stocks(&app).await;
-    assert_eq!(listed.len(), 21);
+    assert_eq!(listed.len(), 23);
     assert!(listed.iter().all(|s| s["data_source"] == "local"));
 }
 

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod backtest;
 mod catalog;
+mod crypto;
 mod demo;
 mod enhanced_ml;
 mod ensemble;

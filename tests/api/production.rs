@@ -13,7 +13,7 @@ async fn health_reports_every_contract_field_without_calling_providers() {
     assert_eq!(h["environment"], "development");
     assert_eq!(
         h["providers"],
-        json!(["local", "yfinance", "fyers"]),
+        json!(["local", "yfinance", "fyers", "binance"]),
         "standbys included"
     );
     assert_eq!(h["provider_priority"], json!(["local"]));
@@ -22,7 +22,7 @@ async fn health_reports_every_contract_field_without_calling_providers() {
     assert_eq!(local["success_rate"], 100.0);
     assert_eq!(local["circuit_breaker_state"], "closed");
     assert!(local["avg_latency_ms"].is_number());
-    assert_eq!(h["cache_stats"]["local"], 21);
+    assert_eq!(h["cache_stats"]["local"], 23);
     assert!(h["symbol_mappings_loaded"].as_u64().unwrap() >= 50);
     assert!(h["timestamp"].is_string() && body["timestamp"].is_string());
 }

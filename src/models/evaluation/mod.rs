@@ -475,7 +475,9 @@ pub fn backtest_allocator(
         *strategy.last_mut().expect("pushed") += day;
         equal.push(returns.iter().sum::<f64>() / returns.len() as f64);
     }
-    let (s, b) = (Stats::of(&strategy), Stats::of(&equal));
+    // The evaluation's stocks trade on exchange days.
+    let periods = crate::market::calendar::EQUITY_PERIODS_PER_YEAR;
+    let (s, b) = (Stats::of(&strategy, periods), Stats::of(&equal, periods));
     Ok(BacktestSummary {
         strategy: format!(
             "{method} weights over all {} stocks from the {WINDOW} closes before, re-optimised every {EVERY} trading days, 10 bps on turnover; benchmark: equal weight",

@@ -157,6 +157,9 @@ pub struct Annualized {
     pub ret: f64,
     pub volatility: f64,
     pub sharpe: f64,
+    /// Periods a year these are annualised with: 252 unless every asset is
+    /// crypto (365), or as the request set it.
+    pub periods_per_year: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -547,6 +550,7 @@ fn report(
             ret: expected_return * periods,
             volatility: volatility * periods.sqrt(),
             sharpe: sharpe * periods.sqrt(),
+            periods_per_year: periods,
         },
         solver: SolverInfo {
             name: solved.solver,

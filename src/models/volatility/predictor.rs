@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::{fit, Distribution, GarchSpec, Mean, Model as Kind, VolatilityError, TRADING_DAYS};
-use crate::models::params::Count;
+use crate::models::params::{bounds, Count, Number};
 use crate::models::prediction::VolatilityForecast;
 use crate::models::{Budget, InputType, Model, ModelError, ModelInfo, ModelInput, Prediction};
 
@@ -28,6 +28,13 @@ pub struct GarchParams {
     pub horizon: Option<Count<1, 250>>,
     /// Daily closes fetched when the caller names a symbol (default 1000).
     pub lookback_days: Option<Count<100, 5000>>,
+    /// Periods a year the forecasts annualise with (default: the symbol's
+    /// calendar, 252 for stocks and 365 for crypto).
+    pub periods_per_year: Option<Number<PeriodsPerYear>>,
+}
+
+bounds! {
+    PeriodsPerYear: 1.0, 1e6, "1 to 1000000";
 }
 
 /// The innovations' distribution as requests name it.
@@ -104,7 +111,8 @@ impl Model for GarchVolatility {
         let spec = params.spec();
         let fitted = fit(closes, spec)?;
         let horizon = params.horizon.map_or(1, Count::get);
-        let ahead = fitted.forecast(horizon, TRADING_DAYS)?;
+        let periods = params.periods_per_year.map_or(TRADING_DAYS, Number::get);
+        let ahead = fitted.forecast(horizon, periods)?;
         Ok(Prediction::Volatility(VolatilityForecast {
             volatility_forecast: ahead.volatility,
             annualized_volatility_forecast: ahead.annualised,
