@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod catalog;
+pub mod dashboard;
 pub mod enhanced_ml;
 pub mod extract;
 pub mod ops;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         (name = "risk", description = "Portfolio Value at Risk, expected shortfall and VaR backtests"),
         (name = "admin", description = "Operator switches (admin token)"),
         (name = "ops", description = "Liveness, readiness, metrics"),
+        (name = "dashboard", description = "The analytics page, served from the binary"),
     )
 )]
 struct ApiDoc;
@@ -127,6 +129,7 @@ pub fn documented_routes(with_metrics: bool) -> (Router<AppState>, utoipa::opena
         .merge(stream::router())
         .merge(risk::router())
         .merge(admin::router())
+        .merge(dashboard::router())
         .split_for_parts()
 }
 
@@ -242,6 +245,7 @@ mod tests {
             ("admin.rs", include_str!("admin.rs")),
             ("auth.rs", include_str!("auth.rs")),
             ("catalog.rs", include_str!("catalog.rs")),
+            ("dashboard.rs", include_str!("dashboard.rs")),
             ("enhanced_ml.rs", include_str!("enhanced_ml.rs")),
             ("extract.rs", include_str!("extract.rs")),
             ("mod.rs", include_str!("mod.rs")),

@@ -1,13 +1,16 @@
-//! `/api/production_api`: data-layer health and live quotes.
+//! `/api/production_api`: data-layer health, live quotes and daily history.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::Json;
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::schema::{
-    now, Failures, HealthDetail, HealthResponse, PortfolioDataResponse, SymbolsRequest,
+    now, Failures, HealthDetail, HealthResponse, HistoryResponse, PortfolioDataResponse,
+    SymbolsRequest,
 };
 use super::state::AppState;
 use crate::error::ApiError;
@@ -16,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(portfolio_data))
+        .routes(routes!(history))
 }
 
 /// Data-layer health for ops pollers. Reads counters only; never calls a provider.
@@ -41,4 +45,43 @@ async fn portfolio_data(
     req.check(state.settings.limits.max_series)?;
     let report = state.market.quotes(&req.symbols).await;
     Ok(Json(PortfolioDataResponse::new(req.symbols, report)))
+}
+
+/// Daily bars served when a request names no count, and the most it may.
+const DEFAULT_HISTORY_BARS: usize = 120;
+const MAX_HISTORY_BARS: usize = 5000;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// e.g. `AAPL`, `RELIANCE.NS`, `BTC-USD`.
+    symbol: String,
+    /// The newest daily bars, 1 to 5000 (default 120).
+    bars: Option<usize>,
+}
+
+/// A symbol's newest daily bars from the data layer (the provider chain,
+/// its caches and fallback), oldest first.
+#[utoipa::path(get, path = "/api/production_api/history", tag = "production_api", params(HistoryQuery), responses((status = 200, body = HistoryResponse), Failures))]
+async fn history(
+    State(state): State<AppState>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    // The rejection says which field is wrong (axum's own answer would not).
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let bars = query.bars.unwrap_or(DEFAULT_HISTORY_BARS);
+    if !(1..=MAX_HISTORY_BARS).contains(&bars) {
+        return Err(ApiError::invalid(format!(
+            "bars is {bars}; it must be 1 to {MAX_HISTORY_BARS}"
+        )));
+    }
+    let history = state
+        .market
+        .history(
+            &query.symbol,
+            crate::market::Span::LastBars(bars),
+            crate::market::Interval::Daily,
+        )
+        .await?;
+    Ok(Json(HistoryResponse::new(query.symbol, history)))
 }

@@ -93,6 +93,56 @@ pub struct MissingSymbol {
     pub reason: String,
 }
 
+/// One daily bar; fields the source lacks are `null`.
+#[derive(Serialize, ToSchema)]
+pub struct DailyBar {
+    pub date: String,
+    pub open: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub close: f64,
+    pub volume: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryResponse {
+    pub success: bool,
+    /// As requested.
+    pub symbol: String,
+    /// The provider the bars came from.
+    pub data_source: String,
+    /// The newest bar's date.
+    pub as_of: Option<String>,
+    /// Oldest first.
+    pub bars: Vec<DailyBar>,
+    #[serde(flatten)]
+    pub staleness: Staleness,
+}
+
+impl HistoryResponse {
+    pub fn new(symbol: String, history: crate::market::History) -> Self {
+        HistoryResponse {
+            success: true,
+            symbol,
+            as_of: history.as_of().map(|d| d.to_string()),
+            bars: history
+                .candles()
+                .iter()
+                .map(|c| DailyBar {
+                    date: c.date().to_string(),
+                    open: c.open,
+                    high: c.high,
+                    low: c.low,
+                    close: c.close,
+                    volume: c.volume,
+                })
+                .collect(),
+            staleness: history.stale_age.into(),
+            data_source: history.provider,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct PortfolioDataResponse {
     pub success: bool,

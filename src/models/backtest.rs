@@ -89,6 +89,36 @@ pub struct Performance {
     /// Daily returns a year that volatility and Sharpe are annualised
     /// with: 252 for stocks (or a mix holding any), 365 for crypto.
     pub periods_per_year: f64,
+    /// The value of 1 invested in the strategy and in the benchmark at the
+    /// close of each day, the first day's close before any return.
+    pub equity_curve: Vec<EquityPoint>,
+}
+
+/// One day of the equity curves.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EquityPoint {
+    pub date: NaiveDate,
+    pub strategy: f64,
+    pub benchmark: f64,
+}
+
+/// Both curves compounded from 1, dated by `strategy`'s days (the
+/// benchmark's are the same days).
+fn equity_curve(strategy: &[(NaiveDate, f64)], benchmark: &[(NaiveDate, f64)]) -> Vec<EquityPoint> {
+    let (mut s, mut b) = (1.0, 1.0);
+    strategy
+        .iter()
+        .zip(benchmark)
+        .map(|((date, rs), (_, rb))| {
+            s *= 1.0 + rs;
+            b *= 1.0 + rb;
+            EquityPoint {
+                date: *date,
+                strategy: s,
+                benchmark: b,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -257,6 +287,7 @@ impl Performance {
             benchmark_monthly_returns: monthly(benchmark),
             benchmark: benchmark_stats,
             periods_per_year,
+            equity_curve: equity_curve(strategy, benchmark),
         }
     }
 }
@@ -554,6 +585,17 @@ pub(crate) mod tests {
         // Unsized, always long is one entry of one unit.
         let unit = run_sized(&days, &long, None, &Rules::default()).unwrap();
         assert_eq!((unit.turnover, unit.trades), (1.0, 1));
+    }
+
+    #[test]
+    fn the_equity_curves_compound_to_the_totals() {
+        let days = alternating(11);
+        let p = run(&days, &perfect(&days), &Rules::default()).unwrap();
+        assert_eq!(p.equity_curve.len(), p.days);
+        let last = p.equity_curve.last().unwrap();
+        assert!((last.strategy - 1.0 - p.total_return).abs() < 1e-12);
+        assert!((last.benchmark - 1.0 - p.benchmark_total_return).abs() < 1e-12);
+        assert_eq!(last.date, days[10].0);
     }
 
     #[test]

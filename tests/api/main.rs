@@ -6,6 +6,7 @@ mod auth;
 mod backtest;
 mod catalog;
 mod crypto;
+mod dashboard;
 mod demo;
 mod enhanced_ml;
 mod ensemble;

@@ -12,6 +12,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/enhanced_ml_models/performance"),
     ("get", "/api/production_api/health"),
     ("post", "/api/production_api/portfolio_data"),
+    ("get", "/api/production_api/history"),
     ("get", "/api/catalog/agents"),
     ("get", "/api/catalog/models"),
     ("get", "/api/catalog/enhanced_models"),
@@ -28,6 +29,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/risk/var"),
     ("get", "/api/admin/market_data_provider"),
     ("post", "/api/admin/market_data_provider"),
+    ("get", "/dashboard"),
+    ("get", "/dashboard/assets/{file}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -61,7 +64,11 @@ async fn the_spec_documents_every_route_and_only_served_ones() {
     assert_eq!(documented.len(), ROUTES.len() - 1, "{documented:?}");
     // Each documented operation reaches a handler (not the 404/405 fallbacks).
     for (method, path) in &documented {
-        let url = app.url(&path.replace("{model_name}", "lstm_predictor"));
+        let url = app.url(
+            &path
+                .replace("{model_name}", "lstm_predictor")
+                .replace("{file}", "app.js"),
+        );
         let req = match method.as_str() {
             "get" => app.client.get(url),
             "post" => app.client.post(url).json(&serde_json::json!({})),
