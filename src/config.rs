@@ -84,6 +84,20 @@ pub struct ServerSettings {
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
+    /// The level of the one line logged per request (method, path,
+    /// status, latency): shown when `level` lets it through.
+    pub access: AccessLevel,
+}
+
+/// A level for the per-request access line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -60,6 +60,11 @@ enum Command {
     },
 }
 
+/// mimalloc: a request makes dozens of small allocations across both
+/// workers, where glibc's arenas lock and consolidate.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // candle splits every matmul across rayon threads; for these small
     // networks that costs more than it saves (a forecast takes ~5x longer on

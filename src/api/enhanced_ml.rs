@@ -2,6 +2,8 @@
 //! performance, over the forecasting service.
 
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -41,19 +43,30 @@ async fn performance(State(state): State<AppState>) -> Json<PerformanceResponse>
 }
 
 #[utoipa::path(get, path = "/api/enhanced_ml_models/list", tag = "enhanced_ml_models", responses((status = 200, body = ModelList)))]
-async fn list(State(state): State<AppState>) -> Json<ModelList> {
-    let metadata: std::collections::BTreeMap<_, _> = state
-        .forecasts
-        .models()
-        .map(|i| (i.name, i.clone()))
-        .collect();
-    Json(ModelList {
-        success: true,
-        enhanced_models: metadata.keys().copied().collect(),
-        total_models: metadata.len(),
-        metadata,
-        timestamp: now(),
-    })
+async fn list(State(state): State<AppState>) -> Response {
+    // Everything but the timestamp is built once: the models served do not change.
+    let prefix = state.bodies.model_list.get_or_init(|| {
+        let metadata: std::collections::BTreeMap<_, _> = state
+            .forecasts
+            .models()
+            .map(|i| (i.name, i.clone()))
+            .collect();
+        let whole = serde_json::to_string(&ModelList {
+            success: true,
+            enhanced_models: metadata.keys().copied().collect(),
+            total_models: metadata.len(),
+            metadata,
+            timestamp: String::new(),
+        })
+        .expect("the model list serialises");
+        // `timestamp` is the last field: keep up to its opening quote.
+        whole
+            .strip_suffix("\"}")
+            .expect("the model list ends with its timestamp")
+            .to_string()
+    });
+    let body = format!("{prefix}{}\"}}", now());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[utoipa::path(post, path = "/api/enhanced_ml_models/predict/{model_name}", tag = "enhanced_ml_models", params(("model_name" = String, Path, description = "a served model, e.g. lstm_predictor", example = "lstm_predictor")), request_body = PredictBody, responses((status = 200, body = PredictionResponse), Failures))]

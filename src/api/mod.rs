@@ -28,7 +28,9 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_swagger_ui::SwaggerUi;
@@ -61,7 +63,7 @@ pub fn router(state: AppState) -> Router {
         .layer(cors)
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::default()))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
                     let request_id = req
                         .headers()
@@ -69,7 +71,7 @@ pub fn router(state: AppState) -> Router {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
-                }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+                }).on_response(DefaultOnResponse::new().level(access_level(state.settings.log.access))))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
@@ -131,6 +133,44 @@ pub fn documented_routes(with_metrics: bool) -> (Router<AppState>, utoipa::opena
         .merge(admin::router())
         .merge(dashboard::router())
         .split_for_parts()
+}
+
+fn access_level(level: crate::config::AccessLevel) -> tracing::Level {
+    use crate::config::AccessLevel;
+    match level {
+        AccessLevel::Error => tracing::Level::ERROR,
+        AccessLevel::Warn => tracing::Level::WARN,
+        AccessLevel::Info => tracing::Level::INFO,
+        AccessLevel::Debug => tracing::Level::DEBUG,
+        AccessLevel::Trace => tracing::Level::TRACE,
+    }
+}
+
+/// Request ids unique within the process and across restarts: a random
+/// prefix drawn once, then a counter (a UUID per request costs a random
+/// draw and formatting for an id only logs read).
+#[derive(Clone)]
+struct SequentialRequestId {
+    prefix: std::sync::Arc<str>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for SequentialRequestId {
+    fn default() -> Self {
+        let uuid = uuid::Uuid::new_v4().simple().to_string();
+        SequentialRequestId {
+            prefix: uuid[..12].into(),
+            next: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{n:x}", self.prefix);
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -215,23 +255,50 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// A series' counter and histogram.
+type Series = (metrics::Counter, metrics::Histogram);
+
+/// The series met so far by route template, then method and status, so a
+/// request costs two map lookups rather than building and hashing labels.
+/// Bounded like the label sets: routes are templates, methods a fixed set.
+type SeriesByRoute =
+    std::collections::HashMap<Box<str>, std::collections::HashMap<(&'static str, u16), Series>>;
+
+static SERIES: std::sync::LazyLock<std::sync::RwLock<SeriesByRoute>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn series(route: &str, method: &'static str, status: u16) -> Series {
+    let known = SERIES.read().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = known.get(route).and_then(|m| m.get(&(method, status))) {
+        return found.clone();
+    }
+    drop(known);
+    let made = (
+        metrics::counter!("tickcast_http_requests_total", "method" => method, "route" => route.to_string(), "status" => status.to_string()),
+        metrics::histogram!("tickcast_http_request_duration_seconds", "method" => method, "route" => route.to_string()),
+    );
+    SERIES
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(route.into())
+        .or_default()
+        .entry((method, status))
+        .or_insert(made)
+        .clone()
+}
+
 /// Counts requests and their latency by route template (never the raw
 /// path), known method and status, so label sets stay bounded whatever
 /// clients send.
 async fn record_http_metrics(req: Request<Body>, next: Next) -> Response<Body> {
     let started = std::time::Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("tickcast_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("tickcast_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (requests, latency) = series(route, method, response.status().as_u16());
+    requests.increment(1);
+    latency.record(started.elapsed().as_secs_f64());
     response
 }
 

@@ -186,6 +186,7 @@ impl PortfolioDataResponse {
     }
 }
 
+/// `timestamp` stays the last field: the list is served prebuilt up to it.
 #[derive(Serialize, ToSchema)]
 pub struct ModelList {
     pub success: bool,

@@ -25,4 +25,14 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Set once data is loaded; read by `/readyz`.
     pub ready: Arc<AtomicBool>,
+    /// Answers that only change with the process, serialised once.
+    pub bodies: Arc<Prebuilt>,
+}
+
+/// Response bodies built on first use and kept: the served models never
+/// change while the process runs.
+#[derive(Default)]
+pub struct Prebuilt {
+    /// The model list up to its `timestamp` value.
+    pub model_list: std::sync::OnceLock<String>,
 }

@@ -13,13 +13,48 @@ const RECENT: usize = 1024;
 #[derive(Debug, Default)]
 pub struct ProviderStats {
     /// The last `RECENT` call latencies in microseconds.
-    recent: Mutex<VecDeque<u64>>,
+    recent: Mutex<Recent>,
     calls: AtomicU64,
     failures: AtomicU64,
     latency_micros: AtomicU64,
     last_call_failed: AtomicBool,
     /// Why the most recent failed call failed, and when.
     last_error: Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>,
+}
+
+/// Recent latencies and their percentiles, computed once per change (health
+/// is polled far more often than a provider is called).
+#[derive(Debug, Default)]
+struct Recent {
+    micros: VecDeque<u64>,
+    /// p50, p95 and p99 in milliseconds, while `micros` is unchanged.
+    percentiles: Option<[f64; 3]>,
+}
+
+impl Recent {
+    fn push(&mut self, micros: u64) {
+        if self.micros.len() == RECENT {
+            self.micros.pop_front();
+        }
+        self.micros.push_back(micros);
+        self.percentiles = None;
+    }
+
+    fn percentiles(&mut self) -> [f64; 3] {
+        if let Some(known) = self.percentiles {
+            return known;
+        }
+        let mut sorted: Vec<u64> = self.micros.iter().copied().collect();
+        sorted.sort_unstable();
+        // Nearest-rank percentile, in milliseconds.
+        let pct = |q: f64| match sorted.len() {
+            0 => 0.0,
+            n => sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1] as f64 / 1000.0,
+        };
+        let computed = [pct(0.50), pct(0.95), pct(0.99)];
+        self.percentiles = Some(computed);
+        computed
+    }
 }
 
 /// A snapshot in the contract's `performance_metrics` shape.
@@ -58,11 +93,10 @@ impl ProviderStats {
         }
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.latency_micros.fetch_add(micros, Ordering::Relaxed);
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() == RECENT {
-            recent.pop_front();
-        }
-        recent.push_back(micros);
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(micros);
     }
 
     /// Keeps the reason of a failed call for health.
@@ -99,26 +133,18 @@ impl ProviderStats {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut recent: Vec<u64> = self
+        let [p50, p95, p99] = self
             .recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .copied()
-            .collect();
-        recent.sort_unstable();
-        // Nearest-rank percentile, in milliseconds.
-        let pct = |q: f64| match recent.len() {
-            0 => 0.0,
-            n => recent[((q * n as f64).ceil() as usize).clamp(1, n) - 1] as f64 / 1000.0,
-        };
+            .percentiles();
         ProviderMetrics {
             success_rate,
             total_calls: calls,
             avg_latency_ms,
-            p50_latency_ms: pct(0.50),
-            p95_latency_ms: pct(0.95),
-            p99_latency_ms: pct(0.99),
+            p50_latency_ms: p50,
+            p95_latency_ms: p95,
+            p99_latency_ms: p99,
             last_error: last_error.as_ref().map(|(reason, _)| reason.clone()),
             last_error_at: last_error.map(|(_, at)| at),
             circuit_breaker_state,
@@ -147,5 +173,11 @@ mod tests {
             (m.p50_latency_ms, m.p95_latency_ms, m.p99_latency_ms),
             (4.0, 8.0, 8.0)
         );
+        // Kept between calls, and recomputed after the next one.
+        assert_eq!(stats.snapshot("closed").p50_latency_ms, 4.0);
+        for _ in 0..4 {
+            stats.record("p", Duration::from_millis(20), false);
+        }
+        assert_eq!(stats.snapshot("closed").p50_latency_ms, 8.0);
     }
 }

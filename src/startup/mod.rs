@@ -187,6 +187,7 @@ pub async fn build_state(settings: Settings, registry: Registry) -> anyhow::Resu
         subscriptions,
         access: Arc::new(access),
         ready: Arc::new(AtomicBool::new(true)),
+        bodies: Arc::default(),
     })
 }
 
