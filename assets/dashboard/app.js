@@ -377,6 +377,12 @@
     }, MODELS_EVERY_MS);
   }
 
+  /** Held-out directional accuracy with its Wilson interval over the samples. */
+  function accuracy(held) {
+    const ci = wilson(held.directional_accuracy, held.samples);
+    return ci ? `${pct(held.directional_accuracy)} [${pct(ci[0])}, ${pct(ci[1])}]` : pct(held.directional_accuracy);
+  }
+
   function renderModels(models, enhanced, performance) {
     const listed = new Map();
     for (const m of [...(models.models || []), ...(enhanced.enhanced_models || [])]) listed.set(m.id, m);
@@ -395,7 +401,7 @@
       row(tbody, [
         id,
         measured.version ? `${measured.version} (${text(measured.measured_at)})` : "n/a",
-        [pct(held.directional_accuracy), "num"],
+        [accuracy(held), "num"],
         [num(held.rmse_ratio, 4), "num"],
         [coverage, "num"],
         [text(p.scored), "num"],
@@ -406,6 +412,15 @@
     }
     drawRolling(live);
     drawWeights(performance.ensemble_weights || { history: [] });
+  }
+
+  /** Wilson's 95 % interval of a share `p` measured on `n` samples. */
+  function wilson(p, n) {
+    if (!isNum(p) || !isNum(n) || n <= 0) return null;
+    const z = 1.959963984540054;
+    const centre = (p + (z * z) / (2 * n)) / (1 + (z * z) / n);
+    const half = (z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
+    return [centre - half, centre + half];
   }
 
   function rolling(values) {
