@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::http;
 use super::limiter::{ProviderRateLimiter, QuotaConfig};
 use super::prices::{Candle, Interval, Quote, Span};
-use super::provider::{newest_bars, per_symbol, Provider, ProviderError, QuoteAnswer};
+use super::provider::{newest_bars, per_symbol, spend, Provider, ProviderError, QuoteAnswer};
 use super::symbols::SymbolForm;
 
 pub const NAME: &str = "binance";
@@ -72,12 +72,7 @@ impl BinanceProvider {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Value, ProviderError> {
-        if let Some(quota) = &self.quota {
-            quota
-                .acquire()
-                .await
-                .map_err(|_| ProviderError::QuotaSpent)?;
-        }
+        spend(self.quota.as_ref()).await?;
         let response = self
             .client
             .get(format!("{}{path}", self.base_url))

@@ -65,6 +65,15 @@ impl ProviderError {
 /// What a provider answers for one symbol of a quote request.
 pub type QuoteAnswer = (String, Result<Quote, ProviderError>);
 
+/// Spends a permit of a provider's own quota (when it has one) before an
+/// upstream request; a spent quota is no request sent.
+pub async fn spend(quota: Option<&ProviderRateLimiter>) -> Result<(), ProviderError> {
+    match quota {
+        Some(quota) => quota.acquire().await.map_err(|_| ProviderError::QuotaSpent),
+        None => Ok(()),
+    }
+}
+
 /// The newest bars a span of the last `n` asks for (all of them for a date
 /// span); none at all is the symbol not found.
 pub fn newest_bars(

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::http;
 use super::limiter::{ProviderRateLimiter, QuotaConfig};
 use super::prices::{Candle, Interval, Quote, Span};
-use super::provider::{newest_bars, per_symbol, Provider, ProviderError, QuoteAnswer};
+use super::provider::{newest_bars, per_symbol, spend, Provider, ProviderError, QuoteAnswer};
 use super::symbols::SymbolForm;
 
 pub const NAME: &str = "yfinance";
@@ -64,12 +64,7 @@ impl YahooProvider {
         symbol: &str,
         query: &[(&str, String)],
     ) -> Result<ChartResult, ProviderError> {
-        if let Some(quota) = &self.quota {
-            quota
-                .acquire()
-                .await
-                .map_err(|_| ProviderError::QuotaSpent)?;
-        }
+        spend(self.quota.as_ref()).await?;
         let url = format!("{}/v8/finance/chart/{}", self.base_url, urlencode(symbol));
         let response = self
             .client

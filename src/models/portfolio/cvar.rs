@@ -102,18 +102,9 @@ pub fn min_cvar(
     for k in 0..t {
         c.row(&[(u(k), -1.0)], 0.0); // u_t >= 0
     }
-    let (lo, hi) = bounds;
-    for i in 0..n {
-        c.row(&[(i, -1.0)], -lo); // w_i >= lo
-    }
-    let upper = hi < 1.0;
-    if upper {
-        for i in 0..n {
-            c.row(&[(i, 1.0)], hi); // w_i <= hi
-        }
-    }
+    let bounded = c.weight_bounds(n, bounds);
     let (a, b) = c.matrix(vars);
-    let inequalities = 2 * t + n + if upper { n } else { 0 };
+    let inequalities = 2 * t + bounded;
     let cones = [
         SupportedConeT::ZeroConeT(1),
         SupportedConeT::NonnegativeConeT(inequalities),

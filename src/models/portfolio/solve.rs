@@ -76,6 +76,22 @@ impl Constraints {
         self.b.push(rhs);
     }
 
+    /// Adds `lo <= w_i <= hi` for the first `n` variables as inequality
+    /// rows (`w_i <= 1` is implied by the budget and left out); returns
+    /// how many rows it added.
+    pub(super) fn weight_bounds(&mut self, n: usize, (lo, hi): (f64, f64)) -> usize {
+        for i in 0..n {
+            self.row(&[(i, -1.0)], -lo); // w_i >= lo
+        }
+        if hi >= 1.0 {
+            return n;
+        }
+        for i in 0..n {
+            self.row(&[(i, 1.0)], hi); // w_i <= hi
+        }
+        2 * n
+    }
+
     pub(super) fn matrix(self, vars: usize) -> (CscMatrix<f64>, Vec<f64>) {
         let m = self.b.len();
         (
@@ -157,16 +173,7 @@ fn min_variance_with(
     let p = triu(cov, 2.0 * scale, n);
     let mut c = Constraints::new();
     c.row(&(0..n).map(|i| (i, 1.0)).collect::<Vec<_>>(), 1.0);
-    let (lo, hi) = bounds;
-    for i in 0..n {
-        c.row(&[(i, -1.0)], -lo); // w_i >= lo
-    }
-    let upper = hi < 1.0;
-    if upper {
-        for i in 0..n {
-            c.row(&[(i, 1.0)], hi); // w_i <= hi
-        }
-    }
+    let bounded = c.weight_bounds(n, bounds);
     if let Some((mean, target)) = target {
         // Returns scaled like Σ keep the row of order one.
         let k = scale.sqrt();
@@ -174,7 +181,7 @@ fn min_variance_with(
         c.row(&terms, -target * k); // μ'w >= target
     }
     let (a, b) = c.matrix(n);
-    let inequalities = n + if upper { n } else { 0 } + usize::from(target.is_some());
+    let inequalities = bounded + usize::from(target.is_some());
     let cones = [
         SupportedConeT::ZeroConeT(1),
         SupportedConeT::NonnegativeConeT(inequalities),
