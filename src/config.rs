@@ -30,6 +30,8 @@ pub struct Settings {
     pub models: ModelSettings,
     pub backtest: BacktestSettings,
     pub tracking: TrackingSettings,
+    pub lifecycle: LifecycleSettings,
+    pub ab: AbSettings,
     pub stream: StreamSettings,
     pub auth: AuthSettings,
     pub market: MarketSettings,
@@ -138,6 +140,52 @@ pub struct ModelSettings {
     pub fit_time_budget_secs: u64,
     /// Fitted networks kept for repeated requests.
     pub fit_cache_capacity: u64,
+}
+
+/// Versions of the networks, their retraining and the promotion gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleSettings {
+    /// The model registry; empty: `<models.dir>/registry`.
+    pub registry_dir: PathBuf,
+    /// The newest closes are split into these many years of training,
+    /// early-stopping and held-out test (the gate's) data.
+    pub train_years: u32,
+    pub validation_years: u32,
+    pub test_years: u32,
+    /// Stocks trained on; empty: those of the embedded dataset.
+    pub symbols: Vec<String>,
+    /// Epoch cap and window stride of a retraining run; 0: the
+    /// pretraining plan's.
+    pub max_epochs: usize,
+    pub stride: usize,
+    /// A run stops training after this long, keeping its best epoch.
+    pub time_budget_secs: u64,
+    /// Runs waiting behind the one training; beyond: 503 `busy`.
+    pub queue: usize,
+    /// Promotion gate: the largest accepted increase of the RMSE ratio and
+    /// drop of directional accuracy (at the ends of their 95 % intervals).
+    pub max_rmse_ratio_increase: f64,
+    pub max_accuracy_drop: f64,
+    pub bootstrap_resamples: usize,
+    /// Scheduled retraining: every this many hours (0: off) ...
+    pub retrain_every_hours: u64,
+    /// ... when at least this many closes newer than the champion's data
+    /// have arrived for some stock.
+    pub retrain_min_new_closes: usize,
+}
+
+/// A/B tests of a challenger against its champion on live forecasts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbSettings {
+    /// Share of (caller, symbol) pairs the challenger answers; 0: none.
+    pub share: f64,
+    /// The live gate judges a challenger once its arm has this many
+    /// scored forecasts ...
+    pub min_scored: u64,
+    /// ... looking every this many seconds.
+    pub check_secs: u64,
 }
 
 /// Access control for `/api/*` (off while `api_keys` is empty).
@@ -449,7 +497,7 @@ impl Settings {
     fn validate_counts(&self) -> Result<(), ConfigError> {
         let (server, market, models) = (&self.server, &self.market, &self.models);
         let stream = &self.stream;
-        let counts: [(&str, u64); 29] = [
+        let counts: [(&str, u64); 34] = [
             ("stream.poll_interval_ms", stream.poll_interval_ms),
             ("stream.max_lag_messages", stream.max_lag_messages as u64),
             ("stream.idle_timeout_secs", stream.idle_timeout_secs),
@@ -497,6 +545,20 @@ impl Settings {
             ),
             ("tracking.capacity", self.tracking.capacity as u64),
             ("tracking.window", self.tracking.window as u64),
+            (
+                "lifecycle.validation_years",
+                u64::from(self.lifecycle.validation_years),
+            ),
+            ("lifecycle.test_years", u64::from(self.lifecycle.test_years)),
+            (
+                "lifecycle.time_budget_secs",
+                self.lifecycle.time_budget_secs,
+            ),
+            (
+                "lifecycle.bootstrap_resamples",
+                self.lifecycle.bootstrap_resamples as u64,
+            ),
+            ("ab.check_secs", self.ab.check_secs),
             ("yahoo.timeout_ms", self.yahoo.timeout_ms),
             ("fyers.timeout_ms", self.fyers.timeout_ms),
             ("binance.timeout_ms", self.binance.timeout_ms),
@@ -538,6 +600,29 @@ impl Settings {
                 format!("{probe_url:?} is not a URL"),
             ));
         }
+        if !(0.0..=1.0).contains(&self.ab.share) {
+            return Err(ConfigError::key("ab.share", "must be between 0 and 1"));
+        }
+        for (key, margin) in [
+            (
+                "lifecycle.max_rmse_ratio_increase",
+                self.lifecycle.max_rmse_ratio_increase,
+            ),
+            (
+                "lifecycle.max_accuracy_drop",
+                self.lifecycle.max_accuracy_drop,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&margin) {
+                return Err(ConfigError::key(key, "must be between 0 and 1"));
+            }
+        }
+        if self.lifecycle.train_years == 0 {
+            return Err(ConfigError::key(
+                "lifecycle.train_years",
+                "must be greater than 0",
+            ));
+        }
         if !(0.0..=1.0).contains(&self.market.breaker_failure_rate) {
             return Err(ConfigError::key(
                 "market.breaker_failure_rate",
@@ -562,6 +647,15 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// Where the model registry lives.
+    pub fn registry_dir(&self) -> PathBuf {
+        if self.lifecycle.registry_dir.as_os_str().is_empty() {
+            self.models.dir.join("registry")
+        } else {
+            self.lifecycle.registry_dir.clone()
+        }
     }
 
     fn validate_server(&self) -> Result<(), ConfigError> {

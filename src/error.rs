@@ -37,6 +37,9 @@ pub enum ErrorCode {
     UnknownId,
     /// The route exists without this method (405).
     MethodNotAllowed,
+    /// The request contradicts the current state, e.g. promoting the
+    /// champion itself (409).
+    Conflict,
     /// The body exceeds the configured limit (413).
     PayloadTooLarge,
     /// The body is not JSON by its content type (415).
@@ -65,7 +68,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code (a new one goes here, and in the README's table).
-    pub const ALL: [ErrorCode; 24] = {
+    pub const ALL: [ErrorCode; 25] = {
         use ErrorCode::*;
         [
             InvalidInput,
@@ -80,6 +83,7 @@ impl ErrorCode {
             UnknownSymbol,
             UnknownId,
             MethodNotAllowed,
+            Conflict,
             PayloadTooLarge,
             UnsupportedMediaType,
             InsufficientData,
@@ -104,6 +108,7 @@ impl ErrorCode {
             Forbidden => StatusCode::FORBIDDEN,
             NotFound | UnknownModel | UnknownSymbol | UnknownId => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InsufficientData | Infeasible | ModelFailed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -128,6 +133,7 @@ impl ErrorCode {
             UnknownSymbol => "unknown_symbol",
             UnknownId => "unknown_id",
             MethodNotAllowed => "method_not_allowed",
+            Conflict => "conflict",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             InsufficientData => "insufficient_data",

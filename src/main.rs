@@ -281,6 +281,7 @@ async fn demo(mut settings: Settings, url: String, in_process: bool) -> anyhow::
         settings.server.port = 0;
         settings.market.providers = vec![tickcast::config::ProviderName::Local];
         settings.catalog.subscriptions_db = scratch.path().join("subscriptions.sqlite3");
+        settings.lifecycle.registry_dir = scratch.path().join("registry");
         let app = Application::build(settings).await?;
         let address = app.local_addr()?;
         tokio::spawn(app.run_until_stopped(std::future::pending()));

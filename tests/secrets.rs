@@ -64,6 +64,7 @@ async fn the_fyers_token_appears_in_no_log_response_or_error() {
     settings.market.providers = vec![ProviderName::Fyers, ProviderName::Local];
     settings.fyers.base_url = base;
     settings.catalog.subscriptions_db = dir.path().join("subs.db");
+    settings.lifecycle.registry_dir = dir.path().join("registry");
     settings.data.prices_dir = dir.path().join("prices");
     assert!(!format!("{settings:?}").contains(TOKEN));
 

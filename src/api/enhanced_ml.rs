@@ -8,7 +8,7 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, CallerId};
 use super::schema::{
     now, params_of, BatchBody, BatchResponse, Failures, ModelList, PerformanceResponse,
     PredictBody, PredictionResponse,
@@ -73,13 +73,14 @@ async fn list(State(state): State<AppState>) -> Response {
 async fn predict(
     State(state): State<AppState>,
     Path(model_name): Path<String>,
+    CallerId(caller): CallerId,
     ApiJson(body): ApiJson<PredictBody>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let prices = PriceRequest::from(&body);
     let params = params_of(body.params)?;
     let served = state
         .forecasts
-        .predict(&model_name, &prices, &params)
+        .predict(&model_name, &prices, &params, &caller)
         .await?;
     Ok(Json(served.into()))
 }
@@ -87,6 +88,7 @@ async fn predict(
 #[utoipa::path(post, path = "/api/enhanced_ml_models/batch_predict", tag = "enhanced_ml_models", request_body = BatchBody, responses((status = 200, body = BatchResponse), Failures))]
 async fn batch_predict(
     State(state): State<AppState>,
+    CallerId(caller): CallerId,
     ApiJson(batch): ApiJson<BatchBody>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let names = distinct_models(batch.models)?;
@@ -94,7 +96,7 @@ async fn batch_predict(
     let params = params_of(batch.request.params)?;
     let outcomes = state
         .forecasts
-        .predict_batch(&names, &prices, &params)
+        .predict_batch(&names, &prices, &params, &caller)
         .await;
     Ok(Json(BatchResponse::new(prices.symbol, names, outcomes)))
 }

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod dashboard;
 pub mod enhanced_ml;
 pub mod extract;
+pub mod lifecycle;
 pub mod ops;
 pub mod options;
 pub mod production;
@@ -131,6 +132,7 @@ pub fn documented_routes(with_metrics: bool) -> (Router<AppState>, utoipa::opena
         .merge(stream::router())
         .merge(risk::router())
         .merge(admin::router())
+        .merge(lifecycle::router())
         .merge(dashboard::router())
         .split_for_parts()
 }
@@ -315,6 +317,7 @@ mod tests {
             ("dashboard.rs", include_str!("dashboard.rs")),
             ("enhanced_ml.rs", include_str!("enhanced_ml.rs")),
             ("extract.rs", include_str!("extract.rs")),
+            ("lifecycle.rs", include_str!("lifecycle.rs")),
             ("mod.rs", include_str!("mod.rs")),
             ("ops.rs", include_str!("ops.rs")),
             ("options.rs", include_str!("options.rs")),

@@ -27,6 +27,9 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Answers that only change with the process, serialised once.
     pub bodies: Arc<Prebuilt>,
+    /// The networks' versions, retraining and A/B tests; absent when the
+    /// service was built without the networks.
+    pub lifecycle: Option<Arc<crate::models::lifecycle::Lifecycle>>,
 }
 
 /// Response bodies built on first use and kept: the served models never

@@ -18,6 +18,7 @@ use chrono::{NaiveDate, Utc};
 use crate::error::{ApiError, ErrorCode};
 use crate::market::calendar::Calendar;
 use crate::market::{DataManager, Interval, Span};
+use crate::models::lifecycle::experiment::Arm;
 use crate::models::tracking::{self, Report, Tracker, WeightsSnapshot};
 use crate::models::{
     Budget, ForecastDetails, InputType, ModelInfo, Prediction, Predictor, RawParams, Registry, Run,
@@ -94,15 +95,23 @@ impl ForecastService {
         self.tracker.report()
     }
 
-    /// `model_name`'s prediction for `prices` with `params`.
+    /// `model_name`'s prediction for `prices` with `params`, asked by
+    /// `caller` (whose A/B arm, while the model has a test running, is
+    /// fixed by caller and symbol).
     pub async fn predict(
         &self,
         model_name: &str,
         prices: &PriceRequest,
         params: &RawParams,
+        caller: &str,
     ) -> Result<Served, ApiError> {
         let model = self.model(model_name, None)?;
-        let run = model.configure(&on_calendar(model.as_ref(), params, prices))?;
+        let run = configure(
+            model.as_ref(),
+            &on_calendar(model.as_ref(), params, prices),
+            prices,
+            caller,
+        )?;
         self.serve(run, prices, None).await
     }
 
@@ -115,13 +124,19 @@ impl ForecastService {
         names: &[String],
         prices: &PriceRequest,
         params: &RawParams,
+        caller: &str,
     ) -> Vec<Result<Served, ApiError>> {
-        let runs: Vec<Result<Arc<dyn Run>, ApiError>> = names
+        let runs: Vec<Result<Armed, ApiError>> = names
             .iter()
             .map(|name| {
                 let model = self.model(name, None)?;
                 let own = params_for(model.as_ref(), names, &self.registry, params);
-                Ok(model.configure(&on_calendar(model.as_ref(), &own, prices))?)
+                configure(
+                    model.as_ref(),
+                    &on_calendar(model.as_ref(), &own, prices),
+                    prices,
+                    caller,
+                )
             })
             .collect();
         let prefetched = self.prefetch(&runs, prices).await;
@@ -135,7 +150,7 @@ impl ForecastService {
     /// The batch's symbol history, fetched once for its price-series models.
     async fn prefetch(
         &self,
-        runs: &[Result<Arc<dyn Run>, ApiError>],
+        runs: &[Result<Armed, ApiError>],
         prices: &PriceRequest,
     ) -> Option<Prefetched> {
         let symbol = match (&prices.price_data, &prices.symbol) {
@@ -145,8 +160,8 @@ impl ForecastService {
         let deepest = runs
             .iter()
             .flatten()
-            .filter(|run| run.info().input_type == InputType::PriceSeries)
-            .map(|run| run.lookback())
+            .filter(|armed| armed.run.info().input_type == InputType::PriceSeries)
+            .map(|armed| armed.run.lookback())
             .max()?;
         let bars = deepest.clamp(1, self.limits.max_prices_per_series);
         Some(
@@ -158,7 +173,7 @@ impl ForecastService {
 
     async fn serve(
         &self,
-        run: Arc<dyn Run>,
+        Armed { run, arm }: Armed,
         prices: &PriceRequest,
         prefetched: Option<&Prefetched>,
     ) -> Result<Served, ApiError> {
@@ -169,9 +184,12 @@ impl ForecastService {
         // Dropped with this request (done, timed out or disconnected),
         // which stops a fit still running for it.
         let (budget, _cancel_on_drop) = Budget::cancellable();
-        let prediction = tokio::task::spawn_blocking(move || run.predict(&input, &budget))
+        let mut prediction = tokio::task::spawn_blocking(move || run.predict(&input, &budget))
             .await
             .map_err(|e| ApiError::internal(format!("model {model} panicked: {e}")))??;
+        if let Some(forecast) = prediction.forecast_mut() {
+            forecast.ab_arm = arm;
+        }
         let served = Served {
             model,
             prediction,
@@ -231,6 +249,24 @@ impl ForecastService {
             });
         }
     }
+}
+
+/// A configured run and the A/B arm serving it, if a test is running.
+struct Armed {
+    run: Arc<dyn Run>,
+    arm: Option<Arm>,
+}
+
+/// `model` configured with `params` for `caller` asking about the request's symbol.
+fn configure(
+    model: &dyn Predictor,
+    params: &RawParams,
+    prices: &PriceRequest,
+    caller: &str,
+) -> Result<Armed, ApiError> {
+    let symbol = prices.symbol.as_deref().unwrap_or("");
+    let (run, arm) = model.configure_for(params, caller, symbol)?;
+    Ok(Armed { run, arm })
 }
 
 /// `params` with `periods_per_year` set by the assets' calendar (365 when

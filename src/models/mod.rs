@@ -12,6 +12,7 @@ pub mod ensemble;
 pub mod evaluation;
 pub mod fit_cache;
 pub mod interval;
+pub mod lifecycle;
 pub mod neural;
 pub mod optimizer;
 pub mod options;
@@ -188,6 +189,22 @@ pub trait Predictor: Send + Sync {
     fn param_names(&self) -> &'static [&'static str];
     /// Parses and checks `params` once: a run of the model with them.
     fn configure(&self, params: &RawParams) -> Result<Arc<dyn Run>, ModelError>;
+
+    /// [`Predictor::configure`] for one caller asking about `symbol`, and
+    /// the A/B arm that answers, for a model with an experiment running.
+    fn configure_for(
+        &self,
+        params: &RawParams,
+        _caller: &str,
+        _symbol: &str,
+    ) -> Result<(Arc<dyn Run>, Option<lifecycle::experiment::Arm>), ModelError> {
+        Ok((self.configure(params)?, None))
+    }
+}
+
+/// `model` as the registry serves it.
+pub fn serve<M: Model>(model: Arc<M>) -> Arc<dyn Predictor> {
+    Arc::new(Served(model))
 }
 
 /// A model with checked params, ready to run (on any thread).
@@ -264,6 +281,11 @@ impl Registry {
     pub fn register<M: Model>(&mut self, model: M) {
         self.models
             .insert(model.info().name, Arc::new(Served(Arc::new(model))));
+    }
+
+    /// Serves `predictor` under its name, replacing any model of that name.
+    pub fn insert(&mut self, predictor: Arc<dyn Predictor>) {
+        self.models.insert(predictor.info().name, predictor);
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Predictor>> {

@@ -33,6 +33,13 @@ impl Prediction {
             Prediction::Allocation(_) | Prediction::Volatility(_) => None,
         }
     }
+
+    pub fn forecast_mut(&mut self) -> Option<&mut Forecast> {
+        match self {
+            Prediction::Forecast(f) => Some(f),
+            Prediction::Allocation(_) | Prediction::Volatility(_) => None,
+        }
+    }
 }
 
 /// A forecast of the return `horizon` periods after the last close.
@@ -53,6 +60,9 @@ pub struct Forecast {
     /// The weights that made it, when they have a version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
+    /// The arm of the model's A/B test that served it, while one runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ab_arm: Option<crate::models::lifecycle::experiment::Arm>,
     /// Held-out figures behind it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<HeldOut>,
@@ -137,6 +147,7 @@ impl Forecast {
             confidence,
             horizon,
             model_version: None,
+            ab_arm: None,
             validation: None,
             prediction_interval: None,
             details,

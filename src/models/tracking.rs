@@ -116,6 +116,39 @@ impl Record {
     }
 }
 
+/// Running sums of one model version's scored forecasts: enough for its
+/// hit rate, MAE and RMSE ratio against the no-change forecast, and for
+/// their confidence intervals, in constant memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ScoreSums {
+    pub n: u64,
+    pub hits: u64,
+    /// Sums of |error| and error^2 (error = predicted - actual return).
+    pub abs_error: f64,
+    pub sq_error: f64,
+    /// Sum of error^4, of actual^2 (the no-change forecast's squared
+    /// error), of actual^4 and of error^2 * actual^2.
+    pub sq_error_sq: f64,
+    pub sq_actual: f64,
+    pub sq_actual_sq: f64,
+    pub sq_error_sq_actual: f64,
+}
+
+impl ScoreSums {
+    pub fn add(&mut self, predicted: f64, actual: f64) {
+        let e = predicted - actual;
+        let (e2, a2) = (e * e, actual * actual);
+        self.n += 1;
+        self.hits += u64::from(predicted * actual > 0.0);
+        self.abs_error += e.abs();
+        self.sq_error += e2;
+        self.sq_error_sq += e2 * e2;
+        self.sq_actual += a2;
+        self.sq_actual_sq += a2 * a2;
+        self.sq_error_sq_actual += e2 * a2;
+    }
+}
+
 /// The ensemble's weights as served for one forecast.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WeightsSnapshot {
@@ -124,8 +157,9 @@ pub struct WeightsSnapshot {
     pub weights: BTreeMap<String, f64>,
 }
 
-/// What makes a forecast the same as another: tracked once.
-type Identity = (String, NaiveDate, usize);
+/// What makes a forecast the same as another: tracked once. Versions of a
+/// model (the arms of an A/B test) are tracked apart.
+type Identity = (String, String, NaiveDate, usize);
 
 /// A symbol's waiting forecasts, ordered by the day they were made from.
 #[derive(Debug, Default)]
@@ -145,6 +179,8 @@ struct State {
     pending_by_model: BTreeMap<String, usize>,
     dropped: u64,
     records: BTreeMap<String, Record>,
+    /// Every version's scores since start, by model then version.
+    versions: BTreeMap<String, BTreeMap<String, ScoreSums>>,
     weights: VecDeque<WeightsSnapshot>,
 }
 
@@ -152,9 +188,12 @@ impl State {
     fn remove(&mut self, symbol: &str, key: (NaiveDate, u64)) -> Option<Forecast> {
         let waiting = self.pending.get_mut(symbol)?;
         let forecast = waiting.by_day.remove(&key)?;
-        waiting
-            .identities
-            .remove(&(forecast.model.clone(), forecast.as_of, forecast.horizon));
+        waiting.identities.remove(&(
+            forecast.model.clone(),
+            forecast.model_version.clone(),
+            forecast.as_of,
+            forecast.horizon,
+        ));
         if waiting.by_day.is_empty() {
             self.pending.remove(symbol);
         }
@@ -239,7 +278,12 @@ impl Tracker {
             return;
         }
         let mut state = self.state();
-        let identity = (forecast.model.clone(), forecast.as_of, forecast.horizon);
+        let identity = (
+            forecast.model.clone(),
+            forecast.model_version.clone(),
+            forecast.as_of,
+            forecast.horizon,
+        );
         let waiting = state.pending.entry(forecast.symbol.clone()).or_default();
         if !waiting.identities.insert(identity) {
             return;
@@ -354,6 +398,13 @@ impl Tracker {
         metrics::gauge!("tickcast_predictions_pending").set(state.pending_count as f64);
         for s in scored {
             let model = s.forecast.model.clone();
+            state
+                .versions
+                .entry(model.clone())
+                .or_default()
+                .entry(s.forecast.model_version.clone())
+                .or_default()
+                .add(s.forecast.predicted_return, s.actual_return);
             let record = state.records.entry(model.clone()).or_default();
             record.add(s, self.window, now);
             let (hit_rate, mae) = record.rolling();
@@ -367,6 +418,15 @@ impl Tracker {
             }
             metrics::gauge!("tickcast_prediction_mae", "model" => model).set(mae);
         }
+    }
+
+    /// The scores of each version of `model` since start.
+    pub fn version_scores(&self, model: &str) -> BTreeMap<String, ScoreSums> {
+        self.state()
+            .versions
+            .get(model)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn report(&self) -> Report {
@@ -558,5 +618,27 @@ mod tests {
         assert_eq!((m.scored, m.window_count), (4, 2));
         assert_eq!(m.hit_rate, Some(0.5));
         assert_eq!(m.hit_rate_all, Some(0.25));
+    }
+
+    #[test]
+    fn each_version_is_tracked_and_scored_apart() {
+        let t = Tracker::new(100, 10);
+        let bars: Vec<(NaiveDate, f64)> = (1..=3).map(|d| (day(d), 100.0 + d as f64)).collect();
+        let mut champion = forecast("m", 1, 0.02);
+        champion.model_version = "v1".into();
+        let mut challenger = forecast("m", 1, -0.01);
+        challenger.model_version = "v2".into();
+        t.record(champion.clone());
+        t.record(challenger);
+        t.record(champion); // the same version, day and horizon: once
+        t.observe("ABC", &bars);
+        let scores = t.version_scores("m");
+        let actual = 102.0 / 100.0 - 1.0;
+        assert_eq!(scores["v1"].n, 1);
+        assert_eq!(scores["v1"].hits, 1);
+        assert_eq!(scores["v2"].hits, 0);
+        assert!((scores["v2"].abs_error - (actual + 0.01)).abs() < 1e-12);
+        assert!((scores["v1"].sq_actual - actual * actual).abs() < 1e-15);
+        assert_eq!(t.report().models["m"].scored, 2);
     }
 }

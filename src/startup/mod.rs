@@ -27,6 +27,8 @@ use crate::market::local::LocalProvider;
 use crate::market::yahoo::YahooProvider;
 use crate::market::{DataManager, HistoryObserver, Provider, SymbolMapper};
 use crate::models::evaluation::load_measurements;
+use crate::models::lifecycle::{self, Lifecycle};
+use crate::models::neural::fit::SeriesFitter;
 use crate::models::tracking::Tracker;
 use crate::models::Registry;
 use server::{serve_connections, ConnectionLimits};
@@ -113,7 +115,7 @@ async fn market(settings: &Settings) -> anyhow::Result<DataManager> {
 }
 
 /// Everything handlers reach, built from `settings` around `registry`.
-pub async fn build_state(settings: Settings, registry: Registry) -> anyhow::Result<AppState> {
+pub async fn build_state(settings: Settings, mut registry: Registry) -> anyhow::Result<AppState> {
     // Install the recorder before anything records.
     let _ = crate::telemetry::metrics_handle();
     let market = Arc::new(market(&settings).await?);
@@ -139,6 +141,7 @@ pub async fn build_state(settings: Settings, registry: Registry) -> anyhow::Resu
         settings.tracking.window,
     ));
     market.observe_with(Arc::clone(&tracker) as Arc<dyn HistoryObserver>);
+    let lifecycle = open_lifecycle(&settings, &mut registry, &market, &tracker)?;
     let registry = Arc::new(registry);
     let limits = settings::input_limits(&settings);
     let forecasts = Arc::new(ForecastService::new(
@@ -188,7 +191,37 @@ pub async fn build_state(settings: Settings, registry: Registry) -> anyhow::Resu
         access: Arc::new(access),
         ready: Arc::new(AtomicBool::new(true)),
         bodies: Arc::default(),
+        lifecycle,
     })
+}
+
+/// Opens the model registry and serves its champions (and challengers)
+/// in place of the networks `registry` holds; none when it holds none.
+fn open_lifecycle(
+    settings: &Settings,
+    registry: &mut Registry,
+    market: &Arc<DataManager>,
+    tracker: &Arc<Tracker>,
+) -> anyhow::Result<Option<Arc<Lifecycle>>> {
+    if !lifecycle::MODELS.iter().all(|m| registry.get(m).is_some()) {
+        return Ok(None);
+    }
+    let root = settings.registry_dir();
+    let lifecycle = Lifecycle::open(
+        &root,
+        &settings.models.dir,
+        settings.lifecycle.clone(),
+        settings.ab.clone(),
+        Arc::new(SeriesFitter::new(settings::fit_policy(settings))),
+        Arc::clone(market),
+        Arc::clone(tracker),
+    )
+    .with_context(|| format!("opening the model registry {}", root.display()))?;
+    for live in lifecycle.served() {
+        registry.insert(live);
+    }
+    lifecycle.spawn_background();
+    Ok(Some(lifecycle))
 }
 
 /// Probes for EC2 in the background; on EC2, switches the data manager to
@@ -234,7 +267,9 @@ impl Application {
         Self::build_with(settings, registry).await
     }
 
-    /// Builds with a given registry (tests use their own models).
+    /// Builds with a given registry (tests use their own models). When it
+    /// holds both networks, they are served from the model registry
+    /// instead: its champions, fitting per series under the settings' policy.
     pub async fn build_with(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
         let addr = settings.socket_addr();
         let state = build_state(settings, registry).await?;

@@ -31,6 +31,9 @@ pub use session::Session;
 /// Messages a channel keeps for subscribers that are behind: a poll
 /// publishes at most one per channel, so this is many polls' worth.
 const CHANNEL_CAPACITY: usize = 64;
+/// Whom stream forecasts are made for (one forecast serves every subscriber),
+/// which fixes their A/B arm per symbol.
+const STREAM_CALLER: &str = "stream";
 
 /// Turns a served forecast into the predict answer's JSON (the shape is the
 /// HTTP layer's, handed in so this module needs none of it).
@@ -332,7 +335,7 @@ impl Hub {
         };
         let served = self
             .forecasts
-            .predict(model, &prices, &Default::default())
+            .predict(model, &prices, &Default::default(), STREAM_CALLER)
             .await?;
         state.forecast_from = newest;
         Ok(Some(("forecast", (self.render)(served))))

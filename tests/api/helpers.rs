@@ -109,6 +109,7 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut s = Settings::load_from(&PathBuf::from("/nonexistent"), false, &cli, |_| None)
         .expect("built-in settings load");
     s.catalog.subscriptions_db = dir.join("state/subscriptions.sqlite3");
+    s.lifecycle.registry_dir = dir.join("state/registry");
     s.data.prices_dir = dir.join("prices");
     // Tests never leave loopback: live providers only where a test mocks them,
     // and no startup probe (tests count the requests a mock receives).

@@ -17,6 +17,7 @@ mod hardening;
 mod helpers;
 mod intervals;
 mod legacy_page;
+mod lifecycle;
 mod networks;
 mod openapi;
 mod ops;

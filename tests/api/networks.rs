@@ -215,14 +215,17 @@ async fn absurd_fit_params_and_short_series_are_refused() {
 
 #[tokio::test]
 async fn fits_beyond_the_concurrency_and_queue_get_busy_with_retry_after() {
-    let policy = tickcast::models::neural::fit::FitPolicy {
-        concurrency: 1,
-        queue: 0,
-        time_budget: std::time::Duration::from_secs(3),
-        cache_capacity: 8,
-    };
-    let registry = tickcast::models::served_from(std::path::Path::new("models"), policy).unwrap();
-    let app = crate::helpers::spawn_app_with(|_| {}, registry).await;
+    // The served networks fit under the settings' policy.
+    let app = crate::helpers::spawn_app_with(
+        |s| {
+            s.models.fit_concurrency = 1;
+            s.models.fit_queue = 0;
+            s.models.fit_time_budget_secs = 3;
+            s.models.fit_cache_capacity = 8;
+        },
+        tickcast::models::served(),
+    )
+    .await;
     let fit = |symbol: &str| json!({ "price_data": last(symbol, 1000), "params": {"fit": "series", "epochs": 200} });
     let ko = fit("KO");
     let slow = app.post(LSTM, &ko);

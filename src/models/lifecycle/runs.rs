@@ -1,0 +1,170 @@
+//! Training runs: requested, queued, run one at a time, and what came of
+//! each, kept in `runs.json` beside the registry (the newest 200).
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::store::{write_atomically, State};
+
+const KEPT: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Queued,
+    Running,
+    /// Trained, gated and registered (whatever the gate decided).
+    Succeeded,
+    /// Stopped by an error; nothing was registered.
+    Failed,
+    /// The service stopped before the run finished; nothing was registered.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TrainingRun {
+    pub run_id: String,
+    pub model: String,
+    pub state: RunState,
+    /// `admin`, `scheduler` or `cli`.
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// The version it registered, and the state the gate gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<State>,
+    /// The gate's reason, or the error that stopped the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs_run: Option<usize>,
+}
+
+pub struct Runs {
+    path: PathBuf,
+    list: Vec<TrainingRun>,
+}
+
+impl Runs {
+    /// Loads the runs at `path`; those a stopped service left queued or
+    /// running are marked interrupted.
+    pub fn open(path: PathBuf) -> anyhow::Result<Self> {
+        let mut list: Vec<TrainingRun> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %path.display(), error = %e, "unreadable training runs file; starting a new one");
+                Vec::new()
+            }),
+            Err(_) => Vec::new(),
+        };
+        let mut changed = false;
+        for run in &mut list {
+            if matches!(run.state, RunState::Queued | RunState::Running) {
+                run.state = RunState::Interrupted;
+                run.reason = Some("the service stopped before the run finished".into());
+                changed = true;
+            }
+        }
+        let runs = Runs { path, list };
+        if changed {
+            runs.save()?;
+        }
+        Ok(runs)
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        write_atomically(&self.path, &serde_json::to_vec_pretty(&self.list)?)
+    }
+
+    pub fn add(&mut self, run: TrainingRun) -> anyhow::Result<()> {
+        self.list.push(run);
+        if self.list.len() > KEPT {
+            let excess = self.list.len() - KEPT;
+            self.list.drain(..excess);
+        }
+        self.save()
+    }
+
+    pub fn update(&mut self, run_id: &str, change: impl FnOnce(&mut TrainingRun)) {
+        if let Some(run) = self.list.iter_mut().find(|r| r.run_id == run_id) {
+            change(run);
+        }
+        if let Err(e) = self.save() {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "could not write the training runs file"
+            );
+        }
+    }
+
+    /// Newest first.
+    pub fn list(&self) -> Vec<TrainingRun> {
+        self.list.iter().rev().cloned().collect()
+    }
+
+    pub fn get(&self, run_id: &str) -> Option<TrainingRun> {
+        self.list.iter().find(|r| r.run_id == run_id).cloned()
+    }
+
+    /// Whether a run of `model` is waiting or training.
+    pub fn active(&self, model: &str) -> bool {
+        self.list
+            .iter()
+            .any(|r| r.model == model && matches!(r.state, RunState::Queued | RunState::Running))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, state: RunState) -> TrainingRun {
+        TrainingRun {
+            run_id: id.into(),
+            model: "m".into(),
+            state,
+            requested_by: "admin".into(),
+            requested_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            seconds: None,
+            version: None,
+            outcome: None,
+            reason: None,
+            epochs_run: None,
+        }
+    }
+
+    #[test]
+    fn runs_cut_short_by_a_stop_read_back_as_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.json");
+        let mut runs = Runs::open(path.clone()).unwrap();
+        runs.add(run("a", RunState::Succeeded)).unwrap();
+        runs.add(run("b", RunState::Queued)).unwrap();
+        runs.update("b", |r| r.state = RunState::Running);
+        assert!(runs.active("m"));
+        let reopened = Runs::open(path).unwrap();
+        let states: Vec<_> = reopened
+            .list()
+            .into_iter()
+            .map(|r| (r.run_id, r.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("b".to_string(), RunState::Interrupted),
+                ("a".to_string(), RunState::Succeeded)
+            ]
+        );
+        assert!(!reopened.active("m"));
+    }
+}
