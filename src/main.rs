@@ -27,7 +27,8 @@ enum Command {
     /// Serve the HTTP API (the default).
     Serve,
     /// Train the LSTM and Transformer on the embedded dataset and write
-    /// their weights and model cards.
+    /// their weights and model cards; with --register, retrain them on the
+    /// newest closes into the model registry instead.
     Train {
         /// Where to write `<model>.safetensors` and `<model>.json`.
         #[arg(long, default_value = "models")]
@@ -35,6 +36,11 @@ enum Command {
         /// Train only this model (lstm_predictor or transformer_predictor).
         #[arg(long)]
         model: Option<String>,
+        /// Retrain on the newest closes of the data layer (lifecycle.*
+        /// settings), gate against the registry's champion and register the
+        /// version, as POST /api/admin/models/{model}/retrain does.
+        #[arg(long)]
+        register: bool,
     },
     /// Run the legacy demo's scenarios against a service and print a report.
     Demo {
@@ -103,7 +109,12 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(serve(settings)),
         Command::Healthcheck => runtime.block_on(healthcheck(&settings)),
         Command::Demo { url, in_process } => runtime.block_on(demo(settings, url, in_process)),
-        Command::Train { out, model } => train(&out, model.as_deref()),
+        Command::Train {
+            register: true,
+            model,
+            ..
+        } => runtime.block_on(register(settings, model)),
+        Command::Train { out, model, .. } => train(&out, model.as_deref()),
         Command::Evaluate { out, measurements } => evaluate(&settings, &out, &measurements),
     };
     match result {
@@ -131,6 +142,36 @@ fn train(out: &std::path::Path, only: Option<&str>) -> anyhow::Result<()> {
     }
     for plan in &plans {
         pretrain::pretrain(&table, plan, out, &|line| eprintln!("{line}"))?;
+    }
+    Ok(())
+}
+
+/// Retrains `only` (or both networks) into the model registry, one run
+/// after the other, printing each run's outcome.
+async fn register(settings: Settings, only: Option<String>) -> anyhow::Result<()> {
+    use tickcast::models::lifecycle::{runs::RunState, MODELS};
+    let models: Vec<&str> = match only.as_deref() {
+        Some(m) => vec![m],
+        None => MODELS.to_vec(),
+    };
+    let lifecycle = tickcast::startup::lifecycle(&settings).await?;
+    let mut failed = false;
+    for model in models {
+        let run = lifecycle.retrain(model, "cli")?;
+        let run = loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let now = lifecycle
+                .training_run(&run.run_id)
+                .ok_or_else(|| anyhow::anyhow!("run {} vanished", run.run_id))?;
+            if !matches!(now.state, RunState::Queued | RunState::Running) {
+                break now;
+            }
+        };
+        failed |= run.state != RunState::Succeeded;
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    }
+    if failed {
+        anyhow::bail!("a training run failed");
     }
     Ok(())
 }

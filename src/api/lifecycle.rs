@@ -17,9 +17,9 @@ use super::extract::ApiJson;
 use super::schema::{now, Failures};
 use super::state::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::forecast::lifecycle::{Experiment, Lifecycle, LifecycleError, Version};
 use crate::models::lifecycle::runs::TrainingRun;
 use crate::models::lifecycle::store::VersionRecord;
-use crate::models::lifecycle::{Experiment, Lifecycle, LifecycleError, Version};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -29,7 +29,7 @@ pub struct AppState {
     pub bodies: Arc<Prebuilt>,
     /// The networks' versions, retraining and A/B tests; absent when the
     /// service was built without the networks.
-    pub lifecycle: Option<Arc<crate::models::lifecycle::Lifecycle>>,
+    pub lifecycle: Option<Arc<crate::forecast::lifecycle::Lifecycle>>,
 }
 
 /// Response bodies built on first use and kept: the served models never

@@ -6,6 +6,7 @@
 
 pub mod backtest;
 pub mod input;
+pub mod lifecycle;
 pub mod options;
 pub mod risk;
 

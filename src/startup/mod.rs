@@ -19,6 +19,7 @@ use crate::api::state::AppState;
 use crate::catalog::{Catalog, SubscriptionLimits, SubscriptionStore};
 use crate::config::{Environment, ProviderName, Settings};
 use crate::forecast::backtest::BacktestService;
+use crate::forecast::lifecycle::Lifecycle;
 use crate::forecast::ForecastService;
 use crate::market::binance::BinanceProvider;
 use crate::market::ec2::Ec2Probe;
@@ -27,7 +28,7 @@ use crate::market::local::LocalProvider;
 use crate::market::yahoo::YahooProvider;
 use crate::market::{DataManager, HistoryObserver, Provider, SymbolMapper};
 use crate::models::evaluation::load_measurements;
-use crate::models::lifecycle::{self, Lifecycle};
+use crate::models::lifecycle;
 use crate::models::neural::fit::SeriesFitter;
 use crate::models::tracking::Tracker;
 use crate::models::Registry;
@@ -193,6 +194,28 @@ pub async fn build_state(settings: Settings, mut registry: Registry) -> anyhow::
         bodies: Arc::default(),
         lifecycle,
     })
+}
+
+/// The model lifecycle alone (for `tickcast train --register`): the
+/// registry, on the configured data layer.
+pub async fn lifecycle(settings: &Settings) -> anyhow::Result<Arc<Lifecycle>> {
+    let _ = crate::telemetry::metrics_handle();
+    let market = Arc::new(market(settings).await?);
+    let tracker = Arc::new(Tracker::new(
+        settings.tracking.capacity,
+        settings.tracking.window,
+    ));
+    let root = settings.registry_dir();
+    Lifecycle::open(
+        &root,
+        &settings.models.dir,
+        settings.lifecycle.clone(),
+        settings.ab.clone(),
+        Arc::new(SeriesFitter::new(settings::fit_policy(settings))),
+        market,
+        tracker,
+    )
+    .with_context(|| format!("opening the model registry {}", root.display()))
 }
 
 /// Opens the model registry and serves its champions (and challengers)

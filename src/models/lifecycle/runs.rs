@@ -49,6 +49,26 @@ pub struct TrainingRun {
     pub epochs_run: Option<usize>,
 }
 
+impl TrainingRun {
+    /// A new run of `model`, waiting.
+    pub fn queued(model: &str, requested_by: &str) -> Self {
+        TrainingRun {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            model: model.to_string(),
+            state: RunState::Queued,
+            requested_by: requested_by.to_string(),
+            requested_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            seconds: None,
+            version: None,
+            outcome: None,
+            reason: None,
+            epochs_run: None,
+        }
+    }
+}
+
 pub struct Runs {
     path: PathBuf,
     list: Vec<TrainingRun>,
@@ -129,17 +149,8 @@ mod tests {
     fn run(id: &str, state: RunState) -> TrainingRun {
         TrainingRun {
             run_id: id.into(),
-            model: "m".into(),
             state,
-            requested_by: "admin".into(),
-            requested_at: Utc::now(),
-            started_at: None,
-            finished_at: None,
-            seconds: None,
-            version: None,
-            outcome: None,
-            reason: None,
-            epochs_run: None,
+            ..TrainingRun::queued("m", "admin")
         }
     }
 

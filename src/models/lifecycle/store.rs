@@ -83,9 +83,12 @@ struct Index {
 }
 
 /// A version being written, not yet in the registry; removed if dropped
-/// uncommitted.
+/// uncommitted. Its writer holds a lock on `<dir>.lock` (released by the
+/// system if the writer dies), so another process sweeping the registry
+/// leaves it alone while it is being written.
 pub struct Staging {
     pub dir: PathBuf,
+    lock: Option<Locked>,
     committed: bool,
 }
 
@@ -94,12 +97,73 @@ impl Drop for Staging {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+        if let Some(lock) = self.lock.take() {
+            let _ = std::fs::remove_file(&lock.path);
+        }
     }
 }
+
+/// An exclusive advisory lock (flock) on a file, held until dropped.
+struct Locked {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Locked {
+    /// Waits for the lock (`wait`), or gives up at once if it is held.
+    fn take(path: &Path, wait: bool) -> anyhow::Result<Option<Locked>> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let flags = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), flags) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if !wait && e.kind() == std::io::ErrorKind::WouldBlock {
+                return Ok(None);
+            }
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+        Ok(Some(Locked {
+            path: path.to_path_buf(),
+            _file: file,
+        }))
+    }
+}
+
+/// When the index file last changed, to notice other writers.
+type Stamp = Option<(std::time::SystemTime, u64)>;
 
 pub struct Store {
     root: PathBuf,
     index: Index,
+    stamp: Stamp,
+}
+
+fn read_index(root: &Path) -> anyhow::Result<(Index, Stamp)> {
+    let path = root.join("registry.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let index = serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            Ok((index, stamp_of(&path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Index::default(), None)),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn stamp_of(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// Writes `bytes` to `path` so that a reader sees the old file or the new
@@ -138,22 +202,39 @@ fn component(name: &str) -> anyhow::Result<&str> {
 
 impl Store {
     /// Opens (creating) the registry at `root`, clearing what a crash left.
+    /// Several processes may share it: changes are made under a lock, each
+    /// on the index as it is on disk then.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("creating the model registry {}", root.display()))?;
-        let index_path = root.join("registry.json");
-        let index: Index = match std::fs::read(&index_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("parsing {}", index_path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::default(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
-        };
-        let store = Store {
+        let mut store = Store {
             root: root.to_path_buf(),
-            index,
+            index: Index::default(),
+            stamp: None,
         };
+        let _lock = store.lock()?;
+        store.reload()?;
         store.sweep()?;
         Ok(store)
+    }
+
+    fn lock(&self) -> anyhow::Result<Locked> {
+        Ok(Locked::take(&self.root.join("registry.lock"), true)?.expect("a waiting lock is taken"))
+    }
+
+    fn reload(&mut self) -> anyhow::Result<()> {
+        (self.index, self.stamp) = read_index(&self.root)?;
+        Ok(())
+    }
+
+    /// Rereads the index if another process changed it; whether it did.
+    pub fn refresh(&mut self) -> anyhow::Result<bool> {
+        if stamp_of(&self.root.join("registry.json")) == self.stamp {
+            return Ok(false);
+        }
+        let _lock = self.lock()?;
+        self.reload()?;
+        Ok(true)
     }
 
     /// Removes staging directories and versions the index does not name.
@@ -161,9 +242,15 @@ impl Store {
         for entry in std::fs::read_dir(&self.root)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if name.starts_with(".staging-") {
+            if name.starts_with(".staging-") && path.is_dir() {
+                let lock_path = self.root.join(format!("{name}.lock"));
+                // Held: another process is writing it.
+                let Some(_abandoned) = Locked::take(&lock_path, false)? else {
+                    continue;
+                };
                 tracing::warn!(dir = %path.display(), "removing a version left half-written");
                 std::fs::remove_dir_all(&path)?;
+                let _ = std::fs::remove_file(&lock_path);
             } else if path.is_dir() {
                 let known = self.index.models.get(&name);
                 for version in std::fs::read_dir(&path)?.flatten() {
@@ -188,12 +275,13 @@ impl Store {
 
     /// A fresh staging directory for one version.
     pub fn stage(&self) -> anyhow::Result<Staging> {
-        let dir = self
-            .root
-            .join(format!(".staging-{}", uuid::Uuid::new_v4().simple()));
+        let name = format!(".staging-{}", uuid::Uuid::new_v4().simple());
+        let lock = Locked::take(&self.root.join(format!("{name}.lock")), true)?;
+        let dir = self.root.join(name);
         std::fs::create_dir_all(&dir)?;
         Ok(Staging {
             dir,
+            lock,
             committed: false,
         })
     }
@@ -207,6 +295,8 @@ impl Store {
     /// and names it in the index; demotes any other version holding the
     /// record's state when that state is champion or challenger.
     pub fn commit(&mut self, mut staging: Staging, record: VersionRecord) -> anyhow::Result<()> {
+        let _lock = self.lock()?;
+        self.reload()?;
         let dir = self.version_dir(&record.model, &record.version)?;
         if self.record(&record.model, &record.version).is_some() || dir.exists() {
             anyhow::bail!(
@@ -242,8 +332,10 @@ impl Store {
 
     fn save(&mut self, index: Index) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec_pretty(&index)?;
-        write_atomically(&self.root.join("registry.json"), &bytes)?;
+        let path = self.root.join("registry.json");
+        write_atomically(&path, &bytes)?;
         self.index = index;
+        self.stamp = stamp_of(&path);
         Ok(())
     }
 
@@ -282,6 +374,8 @@ impl Store {
         by: &str,
         reason: &str,
     ) -> anyhow::Result<()> {
+        let _lock = self.lock()?;
+        self.reload()?;
         let mut index = self.index.clone();
         let now = Utc::now();
         demote_others(
@@ -323,6 +417,8 @@ impl Store {
     /// Restores the previous champion (by `by`); the current one retires.
     /// `None` when there is no earlier champion.
     pub fn roll_back(&mut self, model: &str, by: &str) -> anyhow::Result<Option<String>> {
+        let _lock = self.lock()?;
+        self.reload()?;
         let Some(current) = self
             .in_state(model, State::Champion)
             .map(|r| r.version.clone())
@@ -364,6 +460,8 @@ impl Store {
         state: State,
         reason: &str,
     ) -> anyhow::Result<()> {
+        let _lock = self.lock()?;
+        self.reload()?;
         let mut index = self.index.clone();
         let record = index
             .models
@@ -493,16 +591,46 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         commit(&mut store, "v1", State::Champion);
         // A run that died with its weights half-written...
-        let staging = store.stage().unwrap();
-        std::fs::write(staging.dir.join("m.safetensors"), b"half").unwrap();
-        let left = staging.dir.clone();
-        std::mem::forget(staging);
+        // (its lock file stays, but nobody holds the lock once it is dead)
+        let left = dir.path().join(".staging-0123");
+        std::fs::create_dir_all(&left).unwrap();
+        std::fs::write(left.join("m.safetensors"), b"half").unwrap();
+        std::fs::write(dir.path().join(".staging-0123.lock"), b"").unwrap();
         // ...and one that died between moving its version in and the index.
         std::fs::create_dir_all(dir.path().join("m/v9")).unwrap();
         let reopened = Store::open(dir.path()).unwrap();
         assert!(!left.exists());
+        assert!(!dir.path().join(".staging-0123.lock").exists());
         assert!(!dir.path().join("m/v9").exists());
         assert_eq!(states(&reopened), [("v1".to_string(), State::Champion)]);
+    }
+
+    #[test]
+    fn two_processes_sharing_a_registry_see_each_others_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Store::open(dir.path()).unwrap();
+        commit(&mut server, "v1", State::Champion);
+        let mut cli = Store::open(dir.path()).unwrap();
+        // A version being written by one is left alone by the other's sweep.
+        let writing = server.stage().unwrap();
+        let _ = Store::open(dir.path()).unwrap();
+        assert!(writing.dir.exists());
+        std::fs::write(writing.dir.join("m.json"), "{}").unwrap();
+        server
+            .commit(writing, record("v2", State::Challenger))
+            .unwrap();
+        // The other commits on the index as it is on disk, not as it read it.
+        commit(&mut cli, "v3", State::Challenger);
+        assert!(server.refresh().unwrap());
+        assert!(!server.refresh().unwrap());
+        assert_eq!(
+            states(&server),
+            [
+                ("v1".to_string(), State::Champion),
+                ("v2".to_string(), State::Retired),
+                ("v3".to_string(), State::Challenger)
+            ]
+        );
     }
 
     #[test]
