@@ -71,6 +71,17 @@ pub struct ArmScores {
 
 const Z95: f64 = 1.959_963_984_540_054;
 
+/// A rate within rounding of 0 or 1, as that.
+fn snap(rate: f64) -> f64 {
+    if rate < 1e-12 {
+        0.0
+    } else if rate > 1.0 - 1e-12 {
+        1.0
+    } else {
+        rate
+    }
+}
+
 impl ArmScores {
     pub fn of(version: &str, s: &ScoreSums) -> Self {
         let n = s.n as f64;
@@ -79,13 +90,14 @@ impl ArmScores {
                 wilson_interval(s.hits as usize, s.n as usize, 0.95).unwrap_or((0.0, 1.0));
             Estimate {
                 estimate: s.hits as f64 / n,
-                lower,
-                upper,
+                lower: snap(lower),
+                upper: snap(upper),
             }
         });
-        let mae = (s.n > 0).then(|| {
+        // An interval needs a spread: at least two forecasts.
+        let mae = (s.n > 1).then(|| {
             let mean = s.abs_error / n;
-            let variance = (s.sq_error / n - mean * mean).max(0.0);
+            let variance = ((s.sq_error - n * mean * mean) / (n - 1.0)).max(0.0);
             let half = Z95 * (variance / n).sqrt();
             Estimate {
                 estimate: mean,
@@ -289,6 +301,9 @@ mod tests {
         assert!((ratio.estimate - (mse / naive).sqrt()).abs() < 1e-12);
         assert!(ratio.lower <= ratio.estimate && ratio.estimate <= ratio.upper);
         assert!(ArmScores::of("v", &ScoreSums::default()).hit_rate.is_none());
+        let one = ArmScores::of("v", &sums(&[(0.01, 0.02)]));
+        assert_eq!(one.hit_rate.map(|h| h.upper), Some(1.0));
+        assert!(one.mae.is_none() && one.rmse_ratio.is_none());
     }
 
     #[test]

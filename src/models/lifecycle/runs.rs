@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::store::{write_atomically, State};
+use super::store::{write_atomically, Locked, State};
 
 const KEPT: usize = 200;
 
@@ -47,6 +47,9 @@ pub struct TrainingRun {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs_run: Option<usize>,
+    /// The process that runs it (on the registry's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 impl TrainingRun {
@@ -65,59 +68,78 @@ impl TrainingRun {
             outcome: None,
             reason: None,
             epochs_run: None,
+            pid: None,
         }
     }
 }
 
+/// The runs file, shared by every process using the registry: each
+/// change is made under a lock on the file as it is on disk.
 pub struct Runs {
     path: PathBuf,
-    list: Vec<TrainingRun>,
+}
+
+/// Whether process `pid` of this host is alive.
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
 impl Runs {
-    /// Loads the runs at `path`; those a stopped service left queued or
-    /// running are marked interrupted.
+    /// Opens the runs at `path`; those left queued or running by a process
+    /// that is gone are marked interrupted.
     pub fn open(path: PathBuf) -> anyhow::Result<Self> {
-        let mut list: Vec<TrainingRun> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(file = %path.display(), error = %e, "unreadable training runs file; starting a new one");
-                Vec::new()
-            }),
-            Err(_) => Vec::new(),
-        };
-        let mut changed = false;
-        for run in &mut list {
-            if matches!(run.state, RunState::Queued | RunState::Running) {
-                run.state = RunState::Interrupted;
-                run.reason = Some("the service stopped before the run finished".into());
-                changed = true;
+        let runs = Runs { path };
+        runs.change(|list| {
+            for run in list.iter_mut() {
+                let owner_gone = run
+                    .pid
+                    .is_none_or(|pid| !alive(pid) || pid == std::process::id());
+                if matches!(run.state, RunState::Queued | RunState::Running) && owner_gone {
+                    run.state = RunState::Interrupted;
+                    run.reason = Some("the service stopped before the run finished".into());
+                }
             }
-        }
-        let runs = Runs { path, list };
-        if changed {
-            runs.save()?;
-        }
+        })?;
         Ok(runs)
     }
 
-    fn save(&self) -> anyhow::Result<()> {
-        write_atomically(&self.path, &serde_json::to_vec_pretty(&self.list)?)
+    fn read(&self) -> Vec<TrainingRun> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %self.path.display(), error = %e, "unreadable training runs file; starting a new one");
+                Vec::new()
+            }),
+            Err(_) => Vec::new(),
+        }
     }
 
-    pub fn add(&mut self, run: TrainingRun) -> anyhow::Result<()> {
-        self.list.push(run);
-        if self.list.len() > KEPT {
-            let excess = self.list.len() - KEPT;
-            self.list.drain(..excess);
+    /// Applies `f` to the runs on disk and writes them back, under the lock.
+    fn change<T>(&self, f: impl FnOnce(&mut Vec<TrainingRun>) -> T) -> anyhow::Result<T> {
+        let _lock = Locked::take(&self.path.with_extension("lock"), true)?;
+        let mut list = self.read();
+        let out = f(&mut list);
+        if list.len() > KEPT {
+            let excess = list.len() - KEPT;
+            list.drain(..excess);
         }
-        self.save()
+        write_atomically(&self.path, &serde_json::to_vec_pretty(&list)?)?;
+        Ok(out)
+    }
+
+    /// Records a new run, owned by this process.
+    pub fn add(&mut self, mut run: TrainingRun) -> anyhow::Result<()> {
+        run.pid = Some(std::process::id());
+        self.change(|list| list.push(run))
     }
 
     pub fn update(&mut self, run_id: &str, change: impl FnOnce(&mut TrainingRun)) {
-        if let Some(run) = self.list.iter_mut().find(|r| r.run_id == run_id) {
-            change(run);
-        }
-        if let Err(e) = self.save() {
+        let result = self.change(|list| {
+            if let Some(run) = list.iter_mut().find(|r| r.run_id == run_id) {
+                change(run);
+            }
+        });
+        if let Err(e) = result {
             tracing::error!(
                 error = format!("{e:#}"),
                 "could not write the training runs file"
@@ -127,16 +149,16 @@ impl Runs {
 
     /// Newest first.
     pub fn list(&self) -> Vec<TrainingRun> {
-        self.list.iter().rev().cloned().collect()
+        self.read().into_iter().rev().collect()
     }
 
     pub fn get(&self, run_id: &str) -> Option<TrainingRun> {
-        self.list.iter().find(|r| r.run_id == run_id).cloned()
+        self.read().into_iter().find(|r| r.run_id == run_id)
     }
 
     /// Whether a run of `model` is waiting or training.
     pub fn active(&self, model: &str) -> bool {
-        self.list
+        self.read()
             .iter()
             .any(|r| r.model == model && matches!(r.state, RunState::Queued | RunState::Running))
     }

@@ -104,14 +104,14 @@ impl Drop for Staging {
 }
 
 /// An exclusive advisory lock (flock) on a file, held until dropped.
-struct Locked {
+pub(super) struct Locked {
     path: PathBuf,
     _file: std::fs::File,
 }
 
 impl Locked {
     /// Waits for the lock (`wait`), or gives up at once if it is held.
-    fn take(path: &Path, wait: bool) -> anyhow::Result<Option<Locked>> {
+    pub(super) fn take(path: &Path, wait: bool) -> anyhow::Result<Option<Locked>> {
         use std::os::fd::AsRawFd;
         let file = std::fs::OpenOptions::new()
             .create(true)
