@@ -60,6 +60,16 @@ fn lifecycle(state: &AppState) -> Result<Arc<Lifecycle>, ApiError> {
     })
 }
 
+/// `f` on the blocking pool: registry changes lock, write and sync files.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LifecycleError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("model lifecycle: {e}")))?
+        .map_err(ApiError::from)
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct VersionsResponse {
     pub success: bool,
@@ -87,10 +97,7 @@ async fn list_versions(
     model: Option<String>,
 ) -> Result<Json<VersionsResponse>, ApiError> {
     let lifecycle = lifecycle(state)?;
-    // Reading the cards touches the disk: off the async workers.
-    let versions = tokio::task::spawn_blocking(move || lifecycle.versions(model.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal(format!("listing versions: {e}")))??;
+    let versions = blocking(move || lifecycle.versions(model.as_deref())).await?;
     Ok(Json(VersionsResponse {
         success: true,
         versions,
@@ -130,7 +137,8 @@ async fn retrain(
     State(state): State<AppState>,
     Path(model_name): Path<String>,
 ) -> Result<(StatusCode, Json<RunResponse>), ApiError> {
-    let run = lifecycle(&state)?.retrain(&model_name, "admin")?;
+    let lifecycle = lifecycle(&state)?;
+    let run = blocking(move || lifecycle.retrain(&model_name, "admin")).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RunResponse {
@@ -156,7 +164,10 @@ async fn training_runs(
 ) -> Result<Json<RunsResponse>, ApiError> {
     Ok(Json(RunsResponse {
         success: true,
-        runs: lifecycle(&state)?.training_runs(),
+        runs: {
+            let lifecycle = lifecycle(&state)?;
+            blocking(move || Ok(lifecycle.training_runs())).await?
+        },
     }))
 }
 
@@ -167,9 +178,13 @@ async fn training_run(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
 ) -> Result<Json<RunResponse>, ApiError> {
-    let run = lifecycle(&state)?.training_run(&run_id).ok_or_else(|| {
-        ApiError::new(ErrorCode::UnknownId, format!("no training run {run_id:?}"))
-    })?;
+    let lifecycle = lifecycle(&state)?;
+    let id = run_id.clone();
+    let run = blocking(move || Ok(lifecycle.training_run(&id)))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownId, format!("no training run {run_id:?}"))
+        })?;
     Ok(Json(RunResponse {
         success: true,
         run_id,
@@ -223,7 +238,9 @@ async fn promote(
     ApiJson(body): ApiJson<PromoteBody>,
 ) -> Result<Json<ChampionResponse>, ApiError> {
     let by = actor(body.by)?;
-    let champion = lifecycle(&state)?.promote(&model_name, body.version.trim(), &by)?;
+    let lifecycle = lifecycle(&state)?;
+    let version = body.version.trim().to_string();
+    let champion = blocking(move || lifecycle.promote(&model_name, &version, &by)).await?;
     Ok(Json(ChampionResponse {
         success: true,
         champion,
@@ -245,7 +262,8 @@ async fn rollback(
             .map_err(|e| ApiError::invalid(format!("invalid body: {e}")))?
     };
     let by = actor(body.by)?;
-    let champion = lifecycle(&state)?.roll_back(&model_name, &by)?;
+    let lifecycle = lifecycle(&state)?;
+    let champion = blocking(move || lifecycle.roll_back(&model_name, &by)).await?;
     Ok(Json(ChampionResponse {
         success: true,
         champion,

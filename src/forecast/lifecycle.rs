@@ -31,9 +31,10 @@ use crate::models::lifecycle::gate::Margins;
 use crate::models::lifecycle::runs::{RunState, Runs, TrainingRun};
 use crate::models::lifecycle::serving::LiveModel;
 use crate::models::lifecycle::store::{Provenance, State, Store, VersionRecord};
-use crate::models::lifecycle::{compare_on, data_end, load_arms, seed, MODELS};
+use crate::models::lifecycle::{compare_on, data_end, load, load_arms, seed, MODELS};
 use crate::models::neural::card::fingerprint;
 use crate::models::neural::fit::SeriesFitter;
+use crate::models::neural::predictor::NeuralPredictor;
 use crate::models::neural::pretrain::{self, Period, Split, Trained};
 use crate::models::tracking::Tracker;
 use crate::models::Budget;
@@ -229,17 +230,26 @@ impl Lifecycle {
     pub fn retrain(&self, model: &str, requested_by: &str) -> Result<TrainingRun, LifecycleError> {
         let (model, _) = self.model(model)?;
         let run = TrainingRun::queued(model, requested_by);
-        let waiting = self.waiting.load(std::sync::atomic::Ordering::SeqCst);
-        if waiting > self.settings.queue {
-            return Err(LifecycleError::Busy(waiting));
+        // One training plus `queue` waiting; taken in one step, so two
+        // requests cannot both take the last place.
+        let limit = self.settings.queue + 1;
+        let taken = self.waiting.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| (n < limit).then_some(n + 1),
+        );
+        if taken.is_err() {
+            return Err(LifecycleError::Busy(self.settings.queue));
         }
-        self.runs().add(run.clone())?;
+        if let Err(e) = self.runs().add(run.clone()) {
+            self.waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(e.into());
+        }
         let job = Job {
             run_id: run.run_id.clone(),
             model,
         };
-        self.waiting
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match self.jobs.try_send(job) {
             Ok(()) => {
                 tracing::info!(
@@ -416,6 +426,7 @@ impl Lifecycle {
         run_id: Option<&str>,
         by: &str,
     ) -> anyhow::Result<VersionRecord> {
+        self.sync();
         let Trained { network, mut card } = trained;
         let (model, live) = self.model(&card.model).map_err(anyhow::Error::from)?;
         let champion = live.champion();
@@ -473,6 +484,9 @@ impl Lifecycle {
             promoted_at: (state == State::Champion).then_some(now),
             run_id: run_id.map(str::to_string),
         };
+        // A version that cannot be loaded is never registered.
+        NeuralPredictor::load(&staging.dir, model)
+            .with_context(|| format!("the new version of {model} does not load"))?;
         store.commit(staging, record.clone())?;
         self.reload(&store, model)?;
         drop(store);
@@ -508,7 +522,9 @@ impl Lifecycle {
                 "{version} is already the champion of {model}"
             )));
         }
-        store.promote(model, version, by, &format!("promoted by {by}"))?;
+        // It must load before the registry says it serves.
+        load(&store, model, version, &self.fitter)?;
+        store.promote(model, version, None, by, &format!("promoted by {by}"))?;
         self.reload(&store, model)?;
         let record = store
             .record(model, version)
@@ -525,6 +541,10 @@ impl Lifecycle {
         let (model, _) = self.model(model)?;
         self.sync();
         let mut store = self.store();
+        if let Some(previous) = store.previous_champion(model).map(str::to_string) {
+            // It must load before the registry says it serves.
+            load(&store, model, &previous, &self.fitter)?;
+        }
         let restored = store.roll_back(model, by)?.ok_or_else(|| {
             LifecycleError::Conflict(format!("{model} has no earlier champion to roll back to"))
         })?;
@@ -568,6 +588,7 @@ impl Lifecycle {
     /// The live gate: promotes or retires each challenger whose arm has
     /// enough scored forecasts.
     pub fn judge_live(&self) {
+        self.sync();
         for (model, live) in &self.live {
             let Some(challenger) = live.challenger() else {
                 continue;
@@ -595,12 +616,14 @@ impl Lifecycle {
                 LiveVerdict::Promote(why) => store.promote(
                     model,
                     challenger.version(),
+                    Some(State::Challenger),
                     "gate",
                     &format!("promoted by the live gate: {why}"),
                 ),
                 LiveVerdict::Retire(why) => store.set_state(
                     model,
                     challenger.version(),
+                    State::Challenger,
                     State::Retired,
                     &format!("refused by the live gate: {why}"),
                 ),
@@ -623,10 +646,19 @@ impl Lifecycle {
         }
     }
 
-    /// Closes newer than the champion's data, for the stock with the most.
+    /// Closes newer than any version of `model` has seen, for the stock
+    /// with the most (a refused run counts: the same data would only train
+    /// the same network again).
     async fn new_closes(&self, model: &str) -> anyhow::Result<usize> {
-        let live = self.model(model).map_err(anyhow::Error::from)?.1;
-        let end = data_end(live.champion().network.card())?;
+        let end = {
+            let store = self.store();
+            let mut end = None;
+            for r in store.versions(Some(model)) {
+                let (card, _) = store.card(model, &r.version)?;
+                end = end.max(Some(data_end(&card)?));
+            }
+            end.with_context(|| format!("{model} has no versions"))?
+        };
         let table = self.newest_closes().await?;
         Ok(table
             .values()
@@ -639,7 +671,9 @@ impl Lifecycle {
     /// with enough new closes and none waiting.
     pub async fn scheduled_retrain(&self) {
         for model in MODELS {
-            if self.runs().active(model) {
+            // A challenger under test is left to its test.
+            let testing = self.live[model].challenger().is_some() && self.ab.share > 0.0;
+            if testing || self.runs().active(model) {
                 continue;
             }
             match self.new_closes(model).await {
@@ -699,7 +733,9 @@ impl Lifecycle {
         }
         if self.ab.share > 0.0 {
             let period = Duration::from_secs(self.ab.check_secs);
-            self.every(period, |l| async move { l.judge_live() });
+            self.every(period, |l| async move {
+                let _ = tokio::task::spawn_blocking(move || l.judge_live()).await;
+            });
         }
     }
 
@@ -760,9 +796,25 @@ fn train_jobs(
         let Some(lifecycle) = lifecycle.upgrade() else {
             break;
         };
-        match &pool {
+        let run_id = job.run_id.clone();
+        let work = std::panic::AssertUnwindSafe(|| match &pool {
             Ok(pool) => pool.install(|| lifecycle.run(job, handle.as_ref())),
             Err(_) => lifecycle.run(job, handle.as_ref()),
+        });
+        // A panic fails the run, not the thread (which would leave every
+        // later run queued for ever).
+        if let Err(panic) = std::panic::catch_unwind(work) {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            tracing::error!(run_id, panic = what, "training run panicked");
+            lifecycle.runs().update(&run_id, |r| {
+                r.state = RunState::Failed;
+                r.finished_at = Some(Utc::now());
+                r.reason = Some(format!("the run panicked: {what}"));
+            });
         }
         lifecycle
             .waiting

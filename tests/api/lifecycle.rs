@@ -254,6 +254,18 @@ async fn a_retrained_challenger_serves_its_share_is_scored_per_arm_and_can_be_pr
         *arms.entry(arm).or_insert(0) += 1;
     }
     assert_eq!(arms.len(), 2, "{arms:?}");
+    // A fit to the caller's own closes takes no part in the test.
+    let resp = app
+        .client
+        .post(app.url("/api/enhanced_ml_models/predict/lstm_predictor"))
+        .header("x-user-id", "caller-0")
+        .json(&json!({"symbol": "ZZZ", "params": {"fit": "series", "epochs": 1}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, fitted) = read(resp).await;
+    assert_eq!(status, 200, "{fitted}");
+    assert!(fitted.get("ab_arm").is_none(), "{fitted}");
 
     // The next close arrives: each version's forecast is scored apart.
     let next = last * 1.01;

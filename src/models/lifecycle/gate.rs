@@ -140,6 +140,36 @@ pub fn compare(
     period: &str,
 ) -> Verdict {
     let n = windows.len();
+    let finite = windows
+        .iter()
+        .all(|w| w.champion.is_finite() && w.challenger.is_finite() && w.actual.is_finite());
+    if n == 0 || !finite {
+        let zero = Estimate {
+            estimate: 0.0,
+            lower: 0.0,
+            upper: 0.0,
+        };
+        let scores = VersionScores {
+            rmse_ratio: zero,
+            directional_accuracy: zero,
+        };
+        return Verdict {
+            passed: false,
+            reason: if n == 0 {
+                "no held-out windows to compare on".into()
+            } else {
+                "a version forecast a non-finite return on the held-out windows".into()
+            },
+            period: period.to_string(),
+            samples: n,
+            champion_version: champion_version.to_string(),
+            champion: scores,
+            challenger: scores,
+            rmse_ratio_difference: zero,
+            accuracy_difference: zero,
+            margins: *margins,
+        };
+    }
     let mut all = Sums::default();
     windows.iter().for_each(|w| all.add(w));
     let (champion_ratio, challenger_ratio) = all.ratios();
@@ -182,13 +212,15 @@ pub fn compare(
     };
 
     let mut refusals = Vec::new();
-    if rmse_ratio_difference.upper > margins.rmse_ratio {
+    // A NaN refuses.
+    let (upper, lower) = (rmse_ratio_difference.upper, accuracy_difference.lower);
+    if upper.is_nan() || upper > margins.rmse_ratio {
         refusals.push(format!(
             "RMSE ratio {:.4} vs the champion's {:.4}: the increase may be up to {:.4} (95 % interval), more than the margin {}",
             challenger_ratio, champion_ratio, rmse_ratio_difference.upper, margins.rmse_ratio
         ));
     }
-    if accuracy_difference.lower < -margins.directional_accuracy {
+    if lower.is_nan() || lower < -margins.directional_accuracy {
         refusals.push(format!(
             "directional accuracy {:.4} vs the champion's {:.4}: the drop may be up to {:.4} (95 % interval), more than the margin {}",
             challenger.directional_accuracy.estimate,
@@ -197,10 +229,8 @@ pub fn compare(
             margins.directional_accuracy
         ));
     }
-    let passed = refusals.is_empty() && n > 0;
-    let reason = if n == 0 {
-        "no held-out windows to compare on".to_string()
-    } else if passed {
+    let passed = refusals.is_empty();
+    let reason = if passed {
         format!(
             "not worse than {champion_version} beyond the margins on {n} held-out windows: RMSE ratio {challenger_ratio:.4} vs {champion_ratio:.4}, directional accuracy {:.4} vs {:.4}",
             challenger.directional_accuracy.estimate, champion.directional_accuracy.estimate
@@ -347,8 +377,20 @@ mod tests {
     }
 
     #[test]
-    fn nothing_to_compare_is_a_refusal() {
+    fn nothing_to_compare_or_a_non_finite_forecast_is_a_refusal() {
         let v = compare(&[], &Margins::default(), "v1", "p");
         assert!(!v.passed);
+        let nan = Paired {
+            champion: 0.0,
+            challenger: f64::NAN,
+            actual: 0.01,
+        };
+        let v = compare(&[nan; 10], &Margins::default(), "v1", "p");
+        assert!(!v.passed);
+        assert!(v.reason.contains("non-finite"), "{}", v.reason);
+        assert!(serde_json::to_string(&v)
+            .unwrap()
+            .parse::<serde_json::Value>()
+            .is_ok());
     }
 }

@@ -47,7 +47,9 @@ pub struct TrainingRun {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs_run: Option<usize>,
-    /// The process that runs it (on the registry's host).
+    /// The host and process that run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
 }
@@ -68,6 +70,7 @@ impl TrainingRun {
             outcome: None,
             reason: None,
             epochs_run: None,
+            host: None,
             pid: None,
         }
     }
@@ -77,6 +80,19 @@ impl TrainingRun {
 /// change is made under a lock on the file as it is on disk.
 pub struct Runs {
     path: PathBuf,
+}
+
+/// This machine's name.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer outlives the call and its length is passed.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if ok {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    }
 }
 
 /// Whether process `pid` of this host is alive.
@@ -90,11 +106,16 @@ impl Runs {
     /// that is gone are marked interrupted.
     pub fn open(path: PathBuf) -> anyhow::Result<Self> {
         let runs = Runs { path };
+        let host = hostname();
         runs.change(|list| {
             for run in list.iter_mut() {
-                let owner_gone = run
-                    .pid
-                    .is_none_or(|pid| !alive(pid) || pid == std::process::id());
+                // A pid of ours is an earlier process's (as PID 1 in a
+                // container); another host's runs are its own to judge.
+                let here = run.host.as_deref().is_none_or(|h| h == host);
+                let owner_gone = here
+                    && run
+                        .pid
+                        .is_none_or(|pid| pid == std::process::id() || !alive(pid));
                 if matches!(run.state, RunState::Queued | RunState::Running) && owner_gone {
                     run.state = RunState::Interrupted;
                     run.reason = Some("the service stopped before the run finished".into());
@@ -129,6 +150,7 @@ impl Runs {
 
     /// Records a new run, owned by this process.
     pub fn add(&mut self, mut run: TrainingRun) -> anyhow::Result<()> {
+        run.host = Some(hostname());
         run.pid = Some(std::process::id());
         self.change(|list| list.push(run))
     }

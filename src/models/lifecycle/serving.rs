@@ -6,6 +6,7 @@
 use std::sync::{Arc, RwLock};
 
 use super::experiment::{assign, Arm};
+use crate::models::neural::params::NetworkParams;
 use crate::models::neural::predictor::NeuralPredictor;
 use crate::models::{ModelError, ModelInfo, Predictor, RawParams, Run};
 
@@ -102,7 +103,10 @@ impl Predictor for LiveModel {
         symbol: &str,
     ) -> Result<(Arc<dyn Run>, Option<Arm>), ModelError> {
         let arms = self.arms();
-        let Some(challenger) = arms.challenger.filter(|_| self.share > 0.0) else {
+        // A fit to the request's own closes is a model of its own, not a
+        // version's forecast: experiments compare the versions' forecasts.
+        let fits = crate::models::params::parse::<NetworkParams>(params).is_ok_and(|p| p.fits());
+        let Some(challenger) = arms.challenger.filter(|_| self.share > 0.0 && !fits) else {
             return Ok((arms.champion.served.configure(params)?, None));
         };
         let arm = assign(self.info.name, caller, symbol, self.share);

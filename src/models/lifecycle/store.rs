@@ -251,11 +251,12 @@ impl Store {
                 tracing::warn!(dir = %path.display(), "removing a version left half-written");
                 std::fs::remove_dir_all(&path)?;
                 let _ = std::fs::remove_file(&lock_path);
-            } else if path.is_dir() {
-                let known = self.index.models.get(&name);
+            } else if let (true, Some(known)) = (path.is_dir(), self.index.models.get(&name)) {
+                // Only the directories of models the index knows: nothing
+                // else in the registry's directory is ours to remove.
                 for version in std::fs::read_dir(&path)?.flatten() {
                     let v = version.file_name().to_string_lossy().into_owned();
-                    if !known.is_some_and(|vs| vs.iter().any(|r| r.version == v)) {
+                    if !known.iter().any(|r| r.version == v) {
                         tracing::warn!(
                             model = name,
                             version = v,
@@ -366,16 +367,19 @@ impl Store {
             .find(|r| r.state == state)
     }
 
-    /// Makes `version` the champion, by `by`, retiring the champion before it.
+    /// Makes `version` the champion, by `by`, retiring the champion before
+    /// it; with `expected`, only if the version is still in that state.
     pub fn promote(
         &mut self,
         model: &str,
         version: &str,
+        expected: Option<State>,
         by: &str,
         reason: &str,
     ) -> anyhow::Result<()> {
         let _lock = self.lock()?;
         self.reload()?;
+        self.expect(model, version, expected)?;
         let mut index = self.index.clone();
         let now = Utc::now();
         demote_others(
@@ -400,6 +404,20 @@ impl Store {
             .or_default()
             .push(version.to_string());
         self.save(index)
+    }
+
+    /// Fails unless `version` of `model` is in state `expected` (if given).
+    fn expect(&self, model: &str, version: &str, expected: Option<State>) -> anyhow::Result<()> {
+        let Some(record) = self.record(model, version) else {
+            anyhow::bail!("{model} has no version {version}");
+        };
+        match expected {
+            Some(state) if record.state != state => anyhow::bail!(
+                "{version} of {model} is {:?} now, not {state:?}: another change came first",
+                record.state
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// The champion before the current one, if any.
@@ -452,16 +470,19 @@ impl Store {
         Ok(Some(previous))
     }
 
-    /// Sets `version`'s state and reason (a challenger retired or kept).
+    /// Moves `version` from state `expected` to `state` (a challenger
+    /// retired); refused if another change got there first.
     pub fn set_state(
         &mut self,
         model: &str,
         version: &str,
+        expected: State,
         state: State,
         reason: &str,
     ) -> anyhow::Result<()> {
         let _lock = self.lock()?;
         self.reload()?;
+        self.expect(model, version, Some(expected))?;
         let mut index = self.index.clone();
         let record = index
             .models
@@ -568,12 +589,16 @@ mod tests {
         commit(&mut store, "v1", State::Champion);
         assert_eq!(store.roll_back("m", "ops").unwrap(), None);
         commit(&mut store, "v2", State::Challenger);
-        store.promote("m", "v2", "alice", "by hand").unwrap();
+        store.promote("m", "v2", None, "alice", "by hand").unwrap();
         commit(&mut store, "v3", State::Challenger);
         store
-            .promote("m", "v3", "scheduler", "gate passed")
+            .promote("m", "v3", Some(State::Challenger), "gate", "gate passed")
             .unwrap();
         assert_eq!(store.in_state("m", State::Champion).unwrap().version, "v3");
+        // A decision about a version whose state changed meanwhile is refused.
+        assert!(store
+            .set_state("m", "v3", State::Challenger, State::Retired, "late")
+            .is_err());
         assert_eq!(store.roll_back("m", "bob").unwrap().as_deref(), Some("v2"));
         let champion = store.in_state("m", State::Champion).unwrap();
         assert_eq!(

@@ -95,20 +95,24 @@ impl SeriesFitter {
         }
     }
 
-    /// The fit of `architecture` (starting from `pretrained` when it has the
-    /// same shape) to `closes`, from the cache when this exact fit was made.
-    /// The bool says whether it came from the cache.
+    /// The fit of `architecture` (starting from `pretrained`, version
+    /// `base_version`, when it has the same shape) to `closes`, from the
+    /// cache when this exact fit was made. The bool says whether it came
+    /// from the cache.
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
         &self,
         model: &str,
+        base_version: &str,
         architecture: Architecture,
         pretrained: &Network,
         closes: &[f64],
         params: &FitParams,
         budget: &Budget,
     ) -> Result<(Arc<Fitted>, bool), ModelError> {
+        // Versions of a model share the fitter: each fits from its own weights.
         let key = format!(
-            "{model}|{}|{}",
+            "{model}|{base_version}|{}|{}",
             serde_json::to_string(params).unwrap_or_default(),
             closes_fingerprint(closes)
         );

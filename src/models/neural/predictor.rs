@@ -182,6 +182,7 @@ impl NeuralPredictor {
         };
         self.fitter.fit(
             self.info.name,
+            &self.card.version,
             architecture,
             &self.network,
             closes,
