@@ -220,6 +220,10 @@ impl Default for Missing {
 
 impl Missing {
     fn add(&mut self, provider: &str, reason: &str, failed: bool) {
+        // The first provider's answer replaces "no provider".
+        if self.reason == NO_PROVIDER {
+            self.reason.clear();
+        }
         add_reason(&mut self.reason, format!("{provider}: {reason}"));
         self.provider_failed |= failed;
     }
@@ -817,6 +821,15 @@ mod tests {
     use crate::market::symbols::SymbolForm;
     use async_trait::async_trait;
     use chrono::NaiveDate;
+
+    #[test]
+    fn a_missing_symbols_reason_names_each_provider_asked() {
+        let mut missing = Missing::default();
+        assert_eq!(missing.reason, "no provider");
+        missing.add("yfinance", "not found", false);
+        missing.add("local", "not found", false);
+        assert_eq!(missing.reason, "yfinance: not found; local: not found");
+    }
 
     /// A provider that always fails, to exercise fallback.
     struct Broken;
