@@ -5,7 +5,8 @@
 //! against the `h`-th daily bar after `d`: actual return = that close /
 //! the forecast's current price - 1; a hit when forecast and actual have
 //! the same sign (a zero is a miss), error = |forecast - actual|. The same
-//! model, symbol, day and horizon are tracked once, however often asked.
+//! model version, symbol, day and horizon are tracked once, however often
+//! asked.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
