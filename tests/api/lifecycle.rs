@@ -181,26 +181,8 @@ async fn a_retrained_challenger_serves_its_share_is_scored_per_arm_and_can_be_pr
     let file = prices.join("ZZZ.csv");
     let (text, last) = wavy(200);
     std::fs::write(&file, &text).unwrap();
-    let app = spawn_app_in(Arc::clone(&dir), quick_runs, tickcast::models::served()).await;
-    let (_, versions) = app
-        .get("/api/enhanced_ml_models/versions/lstm_predictor")
-        .await;
-    let seed = versions["versions"][0]["version"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    // Retrain: 202 with a run id, then trained, gated and registered.
-    let (status, queued) = admin(
-        &app,
-        "/api/admin/models/lstm_predictor/retrain",
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(status, 202, "{queued}");
-    let run_id = queued["run_id"].as_str().unwrap().to_string();
-    let run = finished(&app, &run_id).await;
-    assert_eq!(run["state"], "succeeded", "{run}");
+    let (app, run, seed) = retrained_in(Arc::clone(&dir), |_| {}).await;
+    let run_id = run["run_id"].as_str().unwrap().to_string();
     assert_eq!(run["outcome"], "challenger", "{run}");
     assert_eq!(run["epochs_run"], 1);
     let challenger = run["version"].as_str().unwrap().to_string();
@@ -391,10 +373,12 @@ async fn a_restart_after_a_crash_mid_run_finds_the_registry_as_it_was() {
     assert_eq!(runs["runs"][0]["state"], "interrupted", "{runs}");
 }
 
-/// Retrains the LSTM once under `configure` (on top of quick runs); the
-/// app and the finished run.
-async fn retrained(configure: fn(&mut tickcast::config::Settings)) -> (TestApp, Value, String) {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+/// Retrains the LSTM once in an app on `dir` under `configure` (on top of
+/// quick runs); the app, the finished run and the pretrained version.
+async fn retrained_in(
+    dir: Arc<tempfile::TempDir>,
+    configure: fn(&mut tickcast::config::Settings),
+) -> (TestApp, Value, String) {
     let app = spawn_app_in(
         dir,
         |s| {
@@ -411,6 +395,7 @@ async fn retrained(configure: fn(&mut tickcast::config::Settings)) -> (TestApp, 
         .as_str()
         .unwrap()
         .to_string();
+    // 202 with a run id, then trained, gated and registered.
     let (status, queued) = admin(
         &app,
         "/api/admin/models/lstm_predictor/retrain",
@@ -420,7 +405,12 @@ async fn retrained(configure: fn(&mut tickcast::config::Settings)) -> (TestApp, 
     assert_eq!(status, 202, "{queued}");
     let run = finished(&app, queued["run_id"].as_str().unwrap()).await;
     assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["run_id"], queued["run_id"]);
     (app, run, seed)
+}
+
+async fn retrained(configure: fn(&mut tickcast::config::Settings)) -> (TestApp, Value, String) {
+    retrained_in(Arc::new(tempfile::tempdir().unwrap()), configure).await
 }
 
 #[tokio::test]
