@@ -467,3 +467,58 @@ async fn a_version_the_gate_refuses_is_retired_and_the_champion_keeps_serving() 
         .await;
     assert_eq!(answer["model_version"], seed.as_str());
 }
+
+#[tokio::test]
+async fn the_schedule_retrains_only_with_enough_closes_newer_than_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices");
+    std::fs::create_dir_all(&prices).unwrap();
+    // 200 closes of 2024, all after the pretrained versions' test years.
+    std::fs::write(prices.join("ZZZ.csv"), wavy(200).0).unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path());
+    settings.lifecycle.symbols = vec!["ZZZ".into()];
+    settings.lifecycle.retrain_min_new_closes = 201;
+    let lifecycle = tickcast::startup::lifecycle(&settings).await.unwrap();
+    lifecycle.scheduled_retrain().await;
+    assert!(
+        lifecycle.training_runs().is_empty(),
+        "200 new closes, 201 needed"
+    );
+
+    settings.lifecycle.retrain_min_new_closes = 200;
+    let lifecycle = tickcast::startup::lifecycle(&settings).await.unwrap();
+    lifecycle.scheduled_retrain().await;
+    let runs = lifecycle.training_runs();
+    let models: Vec<_> = runs
+        .iter()
+        .map(|r| (r.model.as_str(), r.requested_by.as_str()))
+        .collect();
+    assert_eq!(
+        models,
+        [
+            ("transformer_predictor", "scheduler"),
+            ("lstm_predictor", "scheduler")
+        ]
+    );
+    // 200 closes hold no training years: each run fails and registers nothing.
+    let mut done = Vec::new();
+    for _ in 0..200 {
+        done = lifecycle.training_runs();
+        if done.iter().all(|r| r.finished_at.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for run in &done {
+        assert_eq!(
+            run.state,
+            tickcast::models::lifecycle::runs::RunState::Failed,
+            "{run:?}"
+        );
+        assert!(
+            run.reason.as_deref().unwrap().contains("windows"),
+            "{run:?}"
+        );
+    }
+    assert_eq!(lifecycle.versions(None).unwrap().len(), 2);
+}
