@@ -29,14 +29,14 @@ use crate::market::{DataManager, Interval, Span};
 use crate::models::lifecycle::experiment::{self, ArmScores, LiveVerdict};
 use crate::models::lifecycle::gate::Margins;
 use crate::models::lifecycle::runs::{RunState, Runs, TrainingRun};
-use crate::models::lifecycle::serving::LiveModel;
+use crate::models::lifecycle::serving::{LiveModel, Loaded};
 use crate::models::lifecycle::store::{Provenance, State, Store, VersionRecord};
 use crate::models::lifecycle::{compare_on, data_end, load, load_arms, seed, MODELS};
 use crate::models::neural::card::fingerprint;
 use crate::models::neural::fit::SeriesFitter;
 use crate::models::neural::predictor::NeuralPredictor;
 use crate::models::neural::pretrain::{self, Period, Split, Trained};
-use crate::models::tracking::Tracker;
+use crate::models::tracking::{ScoreSums, Tracker};
 use crate::models::Budget;
 /// What can go wrong asking the lifecycle for something.
 #[derive(Debug, thiserror::Error)]
@@ -559,17 +559,28 @@ impl Lifecycle {
         Ok(record)
     }
 
+    /// The champion and challenger of `model` with their tracked scores;
+    /// `None` without a challenger.
+    fn arms_of(
+        &self,
+        model: &str,
+        live: &LiveModel,
+    ) -> Option<(Loaded, Loaded, ScoreSums, ScoreSums)> {
+        let challenger = live.challenger()?;
+        let champion = live.champion();
+        let scores = self.tracker.version_scores(model);
+        let of = |v: &str| scores.get(v).copied().unwrap_or_default();
+        let (c, h) = (of(champion.version()), of(challenger.version()));
+        Some((champion, challenger, c, h))
+    }
+
     /// The A/B tests running now, with each arm's live scores.
     pub fn experiments(&self) -> Vec<Experiment> {
         self.live
             .iter()
             .filter(|_| self.ab.share > 0.0)
             .filter_map(|(model, live)| {
-                let challenger = live.challenger()?;
-                let champion = live.champion();
-                let scores = self.tracker.version_scores(model);
-                let of = |v: &str| scores.get(v).copied().unwrap_or_default();
-                let (c, h) = (of(champion.version()), of(challenger.version()));
+                let (champion, challenger, c, h) = self.arms_of(model, live)?;
                 Some(Experiment {
                     model: model.to_string(),
                     champion: champion.version().to_string(),
@@ -590,18 +601,10 @@ impl Lifecycle {
     pub fn judge_live(&self) {
         self.sync();
         for (model, live) in &self.live {
-            let Some(challenger) = live.challenger() else {
+            let Some((_, challenger, c, h)) = self.arms_of(model, live) else {
                 continue;
             };
-            let champion = live.champion();
-            let scores = self.tracker.version_scores(model);
-            let of = |v: &str| scores.get(v).copied().unwrap_or_default();
-            let verdict = experiment::live_verdict(
-                &of(champion.version()),
-                &of(challenger.version()),
-                &self.margins,
-                self.ab.min_scored,
-            );
+            let verdict = experiment::live_verdict(&c, &h, &self.margins, self.ab.min_scored);
             let mut store = self.store();
             let result = match verdict {
                 LiveVerdict::Wait(why) => {
@@ -649,7 +652,7 @@ impl Lifecycle {
     /// Closes newer than any version of `model` has seen, for the stock
     /// with the most (a refused run counts: the same data would only train
     /// the same network again).
-    async fn new_closes(&self, model: &str) -> anyhow::Result<usize> {
+    fn new_closes(&self, model: &str, table: &PriceTable) -> anyhow::Result<usize> {
         let end = {
             let store = self.store();
             let mut end = None;
@@ -659,7 +662,6 @@ impl Lifecycle {
             }
             end.with_context(|| format!("{model} has no versions"))?
         };
-        let table = self.newest_closes().await?;
         Ok(table
             .values()
             .map(|bars| bars.iter().filter(|c| c.date() > end).count())
@@ -670,13 +672,24 @@ impl Lifecycle {
     /// One look of the retraining schedule: queues a run for each network
     /// with enough new closes and none waiting.
     pub async fn scheduled_retrain(&self) {
+        // One fetch of the newest closes serves every network's count.
+        let table = match self.newest_closes().await {
+            Ok(table) => table,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "no closes to count for retraining"
+                );
+                return;
+            }
+        };
         for model in MODELS {
             // A challenger under test is left to its test.
             let testing = self.live[model].challenger().is_some() && self.ab.share > 0.0;
             if testing || self.runs().active(model) {
                 continue;
             }
-            match self.new_closes(model).await {
+            match self.new_closes(model, &table) {
                 Ok(n) if n >= self.settings.retrain_min_new_closes => {
                     tracing::info!(model, new_closes = n, "scheduled retraining");
                     if let Err(e) = self.retrain(model, "scheduler") {

@@ -205,6 +205,15 @@ pub async fn lifecycle(settings: &Settings) -> anyhow::Result<Arc<Lifecycle>> {
         settings.tracking.capacity,
         settings.tracking.window,
     ));
+    open_registry(settings, market, tracker)
+}
+
+/// The lifecycle over the registry `settings` name, on `market` and `tracker`.
+fn open_registry(
+    settings: &Settings,
+    market: Arc<DataManager>,
+    tracker: Arc<Tracker>,
+) -> anyhow::Result<Arc<Lifecycle>> {
     let root = settings.registry_dir();
     Lifecycle::open(
         &root,
@@ -229,17 +238,7 @@ fn open_lifecycle(
     if !lifecycle::MODELS.iter().all(|m| registry.get(m).is_some()) {
         return Ok(None);
     }
-    let root = settings.registry_dir();
-    let lifecycle = Lifecycle::open(
-        &root,
-        &settings.models.dir,
-        settings.lifecycle.clone(),
-        settings.ab.clone(),
-        Arc::new(SeriesFitter::new(settings::fit_policy(settings))),
-        Arc::clone(market),
-        Arc::clone(tracker),
-    )
-    .with_context(|| format!("opening the model registry {}", root.display()))?;
+    let lifecycle = open_registry(settings, Arc::clone(market), Arc::clone(tracker))?;
     for live in lifecycle.served() {
         registry.insert(live);
     }

@@ -100,6 +100,22 @@ pub async fn read(resp: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// `n` daily rows of a wavy series from 2024-01-01 in Yahoo's download
+/// format (a user price file), and their closes.
+pub fn wavy_prices(n: usize) -> (String, Vec<f64>) {
+    use std::fmt::Write as _;
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let mut text = String::from("Date,Open,High,Low,Close,Adj Close,Volume\n");
+    let mut closes = Vec::new();
+    for i in 0..n {
+        let close = 100.0 * (1.0 + 0.05 * (i as f64 * 0.37).sin() + 0.001 * i as f64);
+        let day = start + chrono::Days::new(i as u64);
+        writeln!(text, "{day},{close},{close},{close},{close},{close},1000").unwrap();
+        closes.push(close);
+    }
+    (text, closes)
+}
+
 /// Settings as a fresh machine has them, with state and user files in `dir`.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let cli = CliOverrides {

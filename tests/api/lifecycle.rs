@@ -2,16 +2,14 @@
 //! retraining run gated and registered in the background, an A/B test on
 //! live forecasts scored per arm, hand promotion and rollback.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::helpers::{read, spawn_app_in, TestApp};
+use crate::helpers::{read, spawn_app_in, wavy_prices, TestApp};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin-secret-lifecycle";
-const HEADER: &str = "Date,Open,High,Low,Close,Adj Close,Volume\n";
 
 async fn admin(app: &TestApp, path: &str, body: Option<Value>) -> (u16, Value) {
     let req = match body {
@@ -47,20 +45,6 @@ async fn finished(app: &TestApp, run_id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("training run {run_id} did not finish in 5 minutes");
-}
-
-/// A short wavy series ending on 2024-07-18, in Yahoo's download format.
-fn wavy(n: usize) -> (String, f64) {
-    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    let mut text = String::from(HEADER);
-    let mut last = 0.0;
-    for i in 0..n {
-        let close = 100.0 * (1.0 + 0.05 * (i as f64 * 0.37).sin() + 0.001 * i as f64);
-        let day = start + chrono::Days::new(i as u64);
-        writeln!(text, "{day},{close},{close},{close},{close},{close},1000").unwrap();
-        last = close;
-    }
-    (text, last)
 }
 
 /// Small, fast runs; every challenger that trains is kept (wide margins)
@@ -179,7 +163,8 @@ async fn a_retrained_challenger_serves_its_share_is_scored_per_arm_and_can_be_pr
     let prices = dir.path().join("prices");
     std::fs::create_dir_all(&prices).unwrap();
     let file = prices.join("ZZZ.csv");
-    let (text, last) = wavy(200);
+    let (text, closes) = wavy_prices(200);
+    let last = closes[closes.len() - 1];
     std::fs::write(&file, &text).unwrap();
     let (app, run, seed) = retrained_in(Arc::clone(&dir), |_| {}).await;
     let run_id = run["run_id"].as_str().unwrap().to_string();
@@ -474,7 +459,7 @@ async fn the_schedule_retrains_only_with_enough_closes_newer_than_every_version(
     let prices = dir.path().join("prices");
     std::fs::create_dir_all(&prices).unwrap();
     // 200 closes of 2024, all after the pretrained versions' test years.
-    std::fs::write(prices.join("ZZZ.csv"), wavy(200).0).unwrap();
+    std::fs::write(prices.join("ZZZ.csv"), wavy_prices(200).0).unwrap();
     let mut settings = crate::helpers::test_settings(dir.path());
     settings.lifecycle.symbols = vec!["ZZZ".into()];
     settings.lifecycle.retrain_min_new_closes = 201;

@@ -1,27 +1,10 @@
 //! Live tracking: forecasts served for a symbol are scored when the data
 //! layer delivers their target close (here: a user price file that grows).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::helpers::spawn_app_in;
+use crate::helpers::{spawn_app_in, wavy_prices};
 use serde_json::json;
-
-const HEADER: &str = "Date,Open,High,Low,Close,Adj Close,Volume\n";
-
-/// `n` daily rows of a wavy series from 2024-01-01.
-fn rows(n: usize) -> (String, Vec<f64>) {
-    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    let mut text = String::from(HEADER);
-    let mut closes = Vec::new();
-    for i in 0..n {
-        let close = 100.0 * (1.0 + 0.05 * (i as f64 * 0.37).sin() + 0.001 * i as f64);
-        let day = start + chrono::Days::new(i as u64);
-        writeln!(text, "{day},{close},{close},{close},{close},{close},1000").unwrap();
-        closes.push(close);
-    }
-    (text, closes)
-}
 
 #[tokio::test]
 async fn forecasts_are_scored_when_the_next_close_arrives() {
@@ -29,7 +12,7 @@ async fn forecasts_are_scored_when_the_next_close_arrives() {
     let prices = dir.path().join("prices");
     std::fs::create_dir_all(&prices).unwrap();
     let file = prices.join("ZZZ.csv");
-    let (text, _) = rows(200);
+    let (text, _) = wavy_prices(200);
     std::fs::write(&file, &text).unwrap();
     let app = spawn_app_in(
         Arc::clone(&dir),
