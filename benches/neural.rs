@@ -1,5 +1,7 @@
-//! The LSTM and Transformer: inference of the pretrained models on one
-//! window (through the predictor, as a request runs it), and one training
+//! The LSTM and Transformer: inference of the pretrained models (through
+//! the predictor, as a request runs it: the latest window and the
+//! calibration windows of its interval), the network alone on one window,
+//! and one training
 //! epoch on AAPL's last 1000 closes (979 windows of 20 returns for the
 //! LSTM, 969 of 30 for the Transformers), batch 64, as
 //! benches/reference/torch_train.py does with PyTorch.
@@ -10,6 +12,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tickcast::market::dataset;
 use tickcast::models::neural::train::{train, TrainConfig};
@@ -17,6 +20,10 @@ use tickcast::models::neural::windows::windows;
 use tickcast::models::neural::{Architecture, LstmConfig, Network, TransformerConfig};
 use tickcast::models::Budget;
 use tickcast::models::{ModelInput, PriceSeries, RawParams};
+
+// The service's allocator: the training thread and requests run with it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn aapl(n: usize) -> Vec<f64> {
     let table = dataset::embedded().expect("embedded data");
@@ -39,6 +46,28 @@ fn inference(c: &mut Criterion) {
                 run.predict(black_box(&input), &Budget::unlimited())
                     .unwrap()
             })
+        });
+    }
+    group.finish();
+}
+
+/// The network alone on one window (batch 1), as PyTorch's `infer_us`
+/// times it: what a forecast costs without its calibration.
+fn forward_one_window(c: &mut Criterion) {
+    let mut group = c.benchmark_group("forward_one_window");
+    for (name, architecture) in [
+        ("lstm_h50", Architecture::Lstm(LstmConfig::default())),
+        (
+            "transformer_d64_2_layers",
+            Architecture::Transformer(TransformerConfig::default()),
+        ),
+    ] {
+        let t = architecture.sequence_length();
+        let network = Network::seeded(architecture, 7).unwrap();
+        let window: Vec<f32> = (0..t).map(|i| (i as f32 * 0.7).sin()).collect();
+        let xs = Tensor::from_vec(window, (1, t, 1), &Device::Cpu).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| network.forward(black_box(&xs)).unwrap())
         });
     }
     group.finish();
@@ -86,5 +115,5 @@ fn training_epoch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, inference, training_epoch);
+criterion_group!(benches, inference, forward_one_window, training_epoch);
 criterion_main!(benches);

@@ -1,14 +1,14 @@
 """PyTorch CPU reference for the LSTM and Transformer training benchmarks.
 
     pip install torch numpy
-    python3 benches/reference/torch_train.py [--layers N] [--epochs 20] [--json]
+    python3 benches/reference/torch_train.py [--layers N] [--epochs 20] [--threads 2] [--json]
 
 Data: AAPL's last 1000 adjusted closes from data/sp500_dataset.csv.gz, turned
 into 999 log returns, z-scored with their own mean and std (ddof=0), and cut
 into sliding windows: 20 returns -> next return for the LSTM (979 windows),
 30 -> next for the Transformer (969 windows).
 
-For each model it measures, in float32 on 2 threads:
+For each model it measures, in float32 on 2 threads (or --threads):
   - training: AdamW(lr=1e-3, weight_decay=0.01), batch 64, reshuffled every
     epoch, MSE loss, gradient norm clipped to 1.0; seconds per epoch (median)
     and in total, plus the mean training loss of the first and last epoch;
@@ -142,10 +142,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--layers", type=int, default=2, help="Transformer encoder layers")
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=THREADS, help="torch.set_num_threads")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = ap.parse_args()
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     z = load_returns()
     x20, y20 = windows(z, 20)
     x30, y30 = windows(z, 30)

@@ -2,13 +2,17 @@
 //!
 //! The cell is written out rather than taken from `candle_nn::LSTM`, so that
 //! layers stack under one config and the input projection of every time step
-//! is a single matmul up front; each step then costs one matmul and a few
-//! element-wise ops. Gate order and parameter shapes follow PyTorch
-//! (`i, f, g, o`; `weight_ih [4H, in]`, `weight_hh [4H, H]`, one bias).
+//! is a single matmul up front; the recurrence over the steps is one op with
+//! a hand-written backward pass ([`super::kernels::recurrence`]). Gate order
+//! and parameter shapes follow PyTorch (`i, f, g, o`; `weight_ih [4H, in]`,
+//! `weight_hh [4H, H]`, one bias).
 
-use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
+
+use super::kernels::dense::Dense;
+use super::kernels::recurrence::recurrence;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LstmConfig {
@@ -49,43 +53,23 @@ impl Layer {
     /// the last one `[B, H]` when `all` is false.
     fn forward(&self, xs: &Tensor, all: bool) -> Result<Tensor> {
         let (b, t, input) = xs.dims3()?;
-        let h4 = 4 * self.hidden;
         let projected = xs
             .reshape((b * t, input))?
             .matmul(&self.weight_ih.t()?)?
             .broadcast_add(&self.bias)?
-            .reshape((b, t, h4))?;
-        let w_hh = self.weight_hh.t()?;
-        let mut h = Tensor::zeros((b, self.hidden), xs.dtype(), xs.device())?;
-        let mut c = h.clone();
-        let mut hs = Vec::with_capacity(if all { t } else { 0 });
-        for step in 0..t {
-            let gates = projected
-                .narrow(1, step, 1)?
-                .squeeze(1)?
-                .add(&h.matmul(&w_hh)?)?;
-            let chunks = gates.chunk(4, D::Minus1)?;
-            let i = candle_nn::ops::sigmoid(&chunks[0])?;
-            let f = candle_nn::ops::sigmoid(&chunks[1])?;
-            let g = chunks[2].tanh()?;
-            let o = candle_nn::ops::sigmoid(&chunks[3])?;
-            c = f.mul(&c)?.add(&i.mul(&g)?)?;
-            h = o.mul(&c.tanh()?)?;
-            if all {
-                hs.push(h.clone());
-            }
-        }
+            .reshape((b, t, 4 * self.hidden))?;
+        let hs = recurrence(&projected, &self.weight_hh)?;
         if all {
-            Tensor::stack(&hs, 1)
+            Ok(hs)
         } else {
-            Ok(h)
+            hs.narrow(1, t - 1, 1)?.squeeze(1)
         }
     }
 }
 
 pub struct Lstm {
     layers: Vec<Layer>,
-    head: Linear,
+    head: Dense,
 }
 
 impl Lstm {
@@ -96,7 +80,7 @@ impl Lstm {
                 Layer::new(input, cfg.hidden_size, vb.pp(format!("lstm.l{l}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let head = linear(cfg.hidden_size, 1, vb.pp("head"))?;
+        let head = Dense::new(cfg.hidden_size, 1, vb.pp("head"))?;
         Ok(Lstm { layers, head })
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod card;
 pub mod fit;
+pub mod kernels;
 pub mod lstm;
 pub mod metrics;
 pub mod params;

@@ -4,13 +4,18 @@
 //! `TransformerEncoderLayer` with `norm_first = false`), and a linear head on
 //! the last position.
 //!
-//! Layer norm uses `ops::layer_norm_slow` and attention `ops::softmax`: the
-//! fused `LayerNorm::forward` and `softmax_last_dim` have no backward pass
-//! and would silently leave the encoder untrained.
+//! The dense layers, attention and layer norm are ops with hand-written
+//! backward passes ([`super::kernels`]); candle's fused `LayerNorm::forward`
+//! and `softmax_last_dim` have none and would silently leave the encoder
+//! untrained.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
+
+use super::kernels::attention::self_attention;
+use super::kernels::dense::Dense;
+use super::kernels::layer_norm::layer_norm;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransformerConfig {
@@ -33,7 +38,7 @@ impl Default for TransformerConfig {
     }
 }
 
-const LN_EPS: f32 = 1e-5;
+const LN_EPS: f64 = 1e-5;
 
 struct Norm {
     weight: Tensor,
@@ -49,16 +54,16 @@ impl Norm {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, LN_EPS)
+        layer_norm(xs, &self.weight, &self.bias, LN_EPS)
     }
 }
 
 struct EncoderLayer {
-    qkv: Linear,
-    out: Linear,
+    qkv: Dense,
+    out: Dense,
     norm1: Norm,
-    ff1: Linear,
-    ff2: Linear,
+    ff1: Dense,
+    ff2: Dense,
     norm2: Norm,
     heads: usize,
 }
@@ -67,38 +72,18 @@ impl EncoderLayer {
     fn new(cfg: &TransformerConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.d_model;
         Ok(EncoderLayer {
-            qkv: linear(d, 3 * d, vb.pp("attn.qkv"))?,
-            out: linear(d, d, vb.pp("attn.out"))?,
+            qkv: Dense::new(d, 3 * d, vb.pp("attn.qkv"))?,
+            out: Dense::new(d, d, vb.pp("attn.out"))?,
             norm1: Norm::new(d, vb.pp("ln1"))?,
-            ff1: linear(d, cfg.feed_forward, vb.pp("ff1"))?,
-            ff2: linear(cfg.feed_forward, d, vb.pp("ff2"))?,
+            ff1: Dense::new(d, cfg.feed_forward, vb.pp("ff1"))?,
+            ff2: Dense::new(cfg.feed_forward, d, vb.pp("ff2"))?,
             norm2: Norm::new(d, vb.pp("ln2"))?,
             heads: cfg.attention_heads,
         })
     }
 
     fn attention(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = xs.dims3()?;
-        let head_dim = d / self.heads;
-        // [B, T, 3, H, Dh] -> three [B, H, T, Dh]
-        let qkv = self
-            .qkv
-            .forward(xs)?
-            .reshape((b, t, 3, self.heads, head_dim))?;
-        let part = |i: usize| -> Result<Tensor> {
-            qkv.narrow(2, i, 1)?
-                .squeeze(2)?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
-        let context = weights
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, d))?;
+        let context = self_attention(&self.qkv.forward(xs)?, self.heads)?;
         self.out.forward(&context)
     }
 
@@ -110,10 +95,10 @@ impl EncoderLayer {
 }
 
 pub struct Transformer {
-    embed: Linear,
+    embed: Dense,
     positions: Tensor,
     layers: Vec<EncoderLayer>,
-    head: Linear,
+    head: Dense,
 }
 
 /// Vaswani et al.'s fixed positional encoding, `[T, D]`.
@@ -142,11 +127,11 @@ impl Transformer {
             .map(|l| EncoderLayer::new(cfg, vb.pp(format!("encoder.l{l}"))))
             .collect::<Result<Vec<_>>>()?;
         Ok(Transformer {
-            embed: linear(1, cfg.d_model, vb.pp("embed"))?,
+            embed: Dense::new(1, cfg.d_model, vb.pp("embed"))?,
             positions: sinusoidal_positions(cfg.sequence_length, cfg.d_model, vb.device())?
                 .to_dtype(DType::F32)?,
             layers,
-            head: linear(cfg.d_model, 1, vb.pp("head"))?,
+            head: Dense::new(cfg.d_model, 1, vb.pp("head"))?,
         })
     }
 }
