@@ -5,12 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ConnectInfo;
 use axum::http::{header, Request, Response};
-use axum::middleware::Next;
 use axum::response::IntoResponse;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -225,41 +223,37 @@ impl Access {
 
 /// Checks the key and the caller's rate; puts the [`Caller`] in the
 /// request's extensions.
-pub async fn guard(
-    State(access): State<Arc<Access>>,
-    mut req: Request<Body>,
-    next: Next,
-) -> Response<Body> {
+pub fn admit(access: &Access, req: &mut Request<Body>) -> Result<(), ApiError> {
     if is_open(req.uri().path()) {
-        return next.run(req).await;
+        return Ok(());
     }
     // Browsers cannot set headers on a WebSocket: without one, the stream
     // asks for the key in its first message (a wrong key is still refused
     // here, before the upgrade).
-    if req.uri().path() == STREAM_PATH && access.requires_keys() && presented_key(&req).is_none() {
-        return next.run(req).await;
+    if req.uri().path() == STREAM_PATH && access.requires_keys() && presented_key(req).is_none() {
+        return Ok(());
     }
-    let admitted = if access.requires_keys() {
-        access.admit_key(&req).map(|caller| {
-            req.extensions_mut().insert(caller);
-        })
+    if access.requires_keys() {
+        let caller = access.admit_key(req)?;
+        req.extensions_mut().insert(caller);
+        Ok(())
     } else {
-        access.admit_address(&req)
-    };
-    match admitted {
-        Ok(()) => next.run(req).await,
-        Err(refused) => {
-            let challenge = refused.code() == ErrorCode::Unauthorized;
-            let mut response = refused.into_response();
-            if challenge {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-            }
-            response
-        }
+        access.admit_address(req)
     }
+}
+
+/// The answer to a refused request: a missing or unknown key carries the
+/// `WWW-Authenticate` challenge.
+pub fn refusal(refused: ApiError) -> Response<Body> {
+    let challenge = refused.code() == ErrorCode::Unauthorized;
+    let mut response = refused.into_response();
+    if challenge {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
 }
 
 #[cfg(test)]
