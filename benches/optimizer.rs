@@ -2,10 +2,13 @@
 //! for 20 assets x 252 days (the real embedded stocks), and 100 x 756 and
 //! 500 x 1260 (synthetic, see `synthetic_closes`); min CVaR on 20 x 252,
 //! 20 x 1260 (real) and 100 x 1260 (synthetic), and a 20-point efficient
-//! frontier on 20 x 252 and 100 x 1260.
+//! frontier on 20 x 252 and 100 x 1260. `qp_form` times the min-variance
+//! and max-Sharpe solves alone with the covariance posed dense (P = 2Σ) and
+//! in factor form (z = Fw, F the centred returns over sqrt(T - 1)), from
+//! which `solve::faster_form` picks.
 //!
-//! Run: cargo bench --bench optimizer (`-- min_cvar` or `-- frontier` for
-//! the last two groups alone).
+//! Run: cargo bench --bench optimizer (`-- min_cvar`, `-- frontier` or
+//! `-- qp_form` for those groups alone).
 //! Reference: python benches/reference/pypfopt_bench.py and
 //! python benches/reference/cvar_bench.py (same inputs).
 
@@ -14,7 +17,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tickcast::market::dataset;
-use tickcast::models::portfolio::{optimize, AssetSeries, Method, OptimizeParams};
+use tickcast::models::portfolio::solve::{self, Risk};
+use tickcast::models::portfolio::{estimate, optimize, AssetSeries, Method, OptimizeParams};
 
 /// splitmix64, so the Python reference can draw the same numbers.
 fn splitmix(x: u64) -> u64 {
@@ -128,5 +132,43 @@ fn tail_and_frontier(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, methods, tail_and_frontier);
+fn qp_forms(c: &mut Criterion) {
+    let mut group = c.benchmark_group("qp_form");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    for (assets, days) in [(20, 252), (100, 756), (500, 1260)] {
+        let data = synthetic_closes(assets, days);
+        let series: Vec<&[f64]> = data.iter().map(|a| a.closes.as_slice()).collect();
+        let returns = estimate::simple_returns(&series, days);
+        let cov = estimate::sample_covariance(&returns);
+        let mean = estimate::mean(&returns);
+        let factor = estimate::sample_factor(&returns);
+        let forms = [
+            ("dense", Risk::Dense(&cov)),
+            (
+                "factor",
+                Risk::Factor {
+                    cov: &cov,
+                    factor: &factor,
+                },
+            ),
+        ];
+        for (name, risk) in forms {
+            let id = |m: &str| BenchmarkId::new(format!("{m}_{name}"), format!("{assets}x{days}"));
+            group.bench_function(id("min_variance"), |b| {
+                b.iter(|| solve::min_variance_posed(black_box(risk), (0.0, 1.0)).expect("solves"))
+            });
+            group.bench_function(id("max_sharpe"), |b| {
+                b.iter(|| {
+                    solve::max_sharpe_posed(black_box(risk), &mean, 0.0, (0.0, 1.0))
+                        .expect("solves")
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, methods, tail_and_frontier, qp_forms);
 criterion_main!(benches);

@@ -26,12 +26,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(performance))
 }
 
-impl From<&PredictBody> for PriceRequest {
-    fn from(body: &PredictBody) -> Self {
-        PriceRequest {
-            symbol: body.symbol.clone(),
-            price_data: body.price_data.clone(),
-        }
+impl PredictBody {
+    /// The prices and the params, apart (the prices are moved, not copied:
+    /// they may be megabytes).
+    fn split(self) -> (PriceRequest, Option<serde_json::Value>) {
+        let prices = PriceRequest {
+            symbol: self.symbol,
+            price_data: self.price_data,
+        };
+        (prices, self.params)
     }
 }
 
@@ -76,8 +79,8 @@ async fn predict(
     CallerId(caller): CallerId,
     ApiJson(body): ApiJson<PredictBody>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
-    let prices = PriceRequest::from(&body);
-    let params = params_of(body.params)?;
+    let (prices, params) = body.split();
+    let params = params_of(params)?;
     let served = state
         .forecasts
         .predict(&model_name, &prices, &params, &caller)
@@ -92,8 +95,8 @@ async fn batch_predict(
     ApiJson(batch): ApiJson<BatchBody>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let names = distinct_models(batch.models)?;
-    let prices = PriceRequest::from(&batch.request);
-    let params = params_of(batch.request.params)?;
+    let (prices, params) = batch.request.split();
+    let params = params_of(params)?;
     let outcomes = state
         .forecasts
         .predict_batch(&names, &prices, &params, &caller)

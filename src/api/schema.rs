@@ -13,6 +13,7 @@ use crate::catalog::returns::MonthReturn;
 use crate::catalog::{Agent, CatalogModel, ItemKind, Subscriptions};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::forecast::backtest::{BacktestResult, Tested};
+use crate::forecast::price_data::PriceData;
 use crate::forecast::Served;
 use crate::market::{local, MarketHealth, PriceableStock, Quote, QuoteReport, Staleness};
 use crate::models::tracking::{ModelPerformance, Report, WeightsSnapshot};
@@ -204,7 +205,8 @@ pub struct PredictBody {
     pub symbol: Option<String>,
     /// Closes oldest first, or for the optimiser `{symbol: [closes]}`.
     #[serde(default)]
-    pub price_data: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    pub price_data: Option<PriceData>,
     /// Model parameters (e.g. `fit`, `epochs`, `method`, `symbols`).
     #[serde(default)]
     pub params: Option<Value>,

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use futures::StreamExt;
 use serde_json::Value;
 
+use super::price_data::{Closes, PriceData};
 use crate::error::ApiError;
 use crate::market::calendar::{AssetClass, Calendar};
 use crate::market::{DataManager, History, Interval, MarketError, Span};
@@ -27,7 +28,7 @@ pub struct InputLimits {
 #[derive(Debug, Clone, Default)]
 pub struct PriceRequest {
     pub symbol: Option<String>,
-    pub price_data: Option<Value>,
+    pub price_data: Option<PriceData>,
 }
 
 /// A model's input and where it came from.
@@ -57,7 +58,10 @@ pub async fn resolve(
     match run.info().input_type {
         InputType::PriceSeries => {
             if let Some(data) = &request.price_data {
-                let series = series_from_json("price_data", data, limits)?;
+                let PriceData::Series(closes) = data else {
+                    return Err(ApiError::invalid("price_data must be an array of prices"));
+                };
+                let series = checked_series("price_data", closes, limits)?;
                 return Ok(from_request(ModelInput::Series(series)));
             }
             let symbol = request.symbol.as_deref().ok_or_else(|| {
@@ -86,7 +90,7 @@ pub async fn resolve(
         InputType::MultiSeries => {
             let wanted = requested_symbols(run.assets(), limits)?;
             match &request.price_data {
-                Some(data) => assets_from_json(data, wanted, limits).map(from_request),
+                Some(data) => assets_sent(data, wanted, limits).map(from_request),
                 None => {
                     let symbols = wanted.ok_or_else(|| {
                         ApiError::invalid("send price_data as {symbol: [closes]} or params.symbols")
@@ -127,12 +131,12 @@ fn requested_symbols(
 
 /// `price_data` as `{symbol: [closes]}`, in the order `wanted` names (or
 /// its own).
-fn assets_from_json(
-    data: &Value,
+fn assets_sent(
+    data: &PriceData,
     wanted: Option<Vec<String>>,
     limits: &InputLimits,
 ) -> Result<ModelInput, ApiError> {
-    let Value::Object(map) = data else {
+    let PriceData::BySymbol(map) = data else {
         return Err(ApiError::invalid(
             "price_data must be an object of symbol -> closes for this model",
         ));
@@ -152,7 +156,7 @@ fn assets_from_json(
                 "params.symbols names {symbol:?}, which price_data lacks"
             ))
         })?;
-        let series = series_from_json(&format!("price_data.{symbol}"), data, limits)?;
+        let series = checked_series(&format!("price_data.{symbol}"), data, limits)?;
         assets.push((symbol, series));
     }
     Ok(ModelInput::Assets(assets))
@@ -333,35 +337,49 @@ pub fn provided_series(
     })
 }
 
-/// A JSON array of closes, checked: numbers only, within the cap, each
-/// finite, in range and no absurd move from the one before.
-/// `value` as the price series of `field`, each entry checked.
+/// `value` as the price series of `field`, each entry checked (see
+/// [`checked_series`]).
 pub fn series_from_json(
     field: &str,
     value: &Value,
     limits: &InputLimits,
 ) -> Result<PriceSeries, ApiError> {
-    let Value::Array(items) = value else {
-        return Err(ApiError::invalid(format!(
-            "{field} must be an array of prices"
-        )));
-    };
-    if items.len() > limits.max_prices_per_series {
-        return Err(ApiError::invalid(format!(
-            "{field}: {} prices given, at most {} per series",
-            items.len(),
+    checked_series(field, &Closes::from(value), limits)
+}
+
+/// The closes sent as `field`, checked: an array of numbers only, within
+/// the cap, each finite, in range and no absurd move from the one before.
+pub fn checked_series(
+    field: &str,
+    closes: &Closes,
+    limits: &InputLimits,
+) -> Result<PriceSeries, ApiError> {
+    let too_many = |len: usize| {
+        ApiError::invalid(format!(
+            "{field}: {len} prices given, at most {} per series",
             limits.max_prices_per_series
-        )));
-    }
-    let closes = items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.as_f64()
-                .ok_or_else(|| ApiError::invalid(format!("{field}[{i}] is {v}, not a number")))
-        })
-        .collect::<Result<Vec<f64>, _>>()?;
-    PriceSeries::new(closes).map_err(|e| match e {
+        ))
+    };
+    let numbers = match closes {
+        Closes::NotArray(_) => {
+            return Err(ApiError::invalid(format!(
+                "{field} must be an array of prices"
+            )))
+        }
+        Closes::NotNumbers { len, .. } if *len > limits.max_prices_per_series => {
+            return Err(too_many(*len))
+        }
+        Closes::NotNumbers { index, entry, .. } => {
+            return Err(ApiError::invalid(format!(
+                "{field}[{index}] is {entry}, not a number"
+            )))
+        }
+        Closes::Numbers(numbers) if numbers.len() > limits.max_prices_per_series => {
+            return Err(too_many(numbers.len()))
+        }
+        Closes::Numbers(numbers) => numbers,
+    };
+    PriceSeries::new(numbers.clone()).map_err(|e| match e {
         SeriesError::Empty => ApiError::invalid(format!("{field} is empty")),
         other => ApiError::invalid(format!("{field}{other}")),
     })

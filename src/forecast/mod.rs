@@ -8,6 +8,7 @@ pub mod backtest;
 pub mod input;
 pub mod lifecycle;
 pub mod options;
+pub mod price_data;
 pub mod risk;
 
 use std::collections::HashSet;
@@ -282,7 +283,7 @@ fn on_calendar(model: &dyn Predictor, params: &RawParams, prices: &PriceRequest)
         return params;
     }
     let mut symbols: Vec<&str> = prices.symbol.iter().map(String::as_str).collect();
-    if let Some(serde_json::Value::Object(series)) = &prices.price_data {
+    if let Some(price_data::PriceData::BySymbol(series)) = &prices.price_data {
         symbols.extend(series.keys().map(String::as_str));
     } else if let Some(serde_json::Value::Array(named)) = params.get("symbols") {
         symbols.extend(named.iter().filter_map(serde_json::Value::as_str));

@@ -196,6 +196,16 @@ async fn bad_optimiser_inputs_get_4xx_naming_the_problem() {
         ),
         (json!({"price_data": [1.0, 2.0]}), 400, "object"),
         (
+            json!({"price_data": {"A": [1.0, "2", 3.0], "B": [1.0, 2.0, 3.0]}}),
+            400,
+            "price_data.A[1] is \"2\", not a number",
+        ),
+        (
+            json!({"price_data": {"A": [1.0, 2.0, 3.0], "B": {"close": 1.0}}}),
+            400,
+            "price_data.B must be an array of prices",
+        ),
+        (
             json!({"price_data": two, "params": {"risk_free_rate": 1.0}}),
             422,
             "risk-free",

@@ -37,6 +37,12 @@ pub fn sample_covariance(returns: &Array2<f64>) -> Array2<f64> {
     x.t().dot(&x) / (t - 1.0).max(1.0)
 }
 
+/// F with F'F the sample covariance: the centred returns over sqrt(T - 1).
+pub fn sample_factor(returns: &Array2<f64>) -> Array2<f64> {
+    let t = returns.nrows() as f64;
+    centred(returns) / (t - 1.0).max(1.0).sqrt()
+}
+
 /// Ledoit-Wolf shrinkage towards a scaled identity, computed exactly as
 /// scikit-learn's `LedoitWolf` (centred data, empirical covariance divided
 /// by `T`). Returns the covariance and the shrinkage intensity.

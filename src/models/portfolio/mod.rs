@@ -318,8 +318,22 @@ pub fn optimize(
             status: "Solved".into(),
             iterations: 0,
         }),
-        Method::MinVariance => solve::min_variance(&cov, bounds),
-        Method::MaxSharpe => solve::max_sharpe(&cov, &mean, params.risk_free_rate, bounds),
+        Method::MinVariance | Method::MaxSharpe => {
+            // The sample covariance is F'F for the centred returns F: the
+            // factor form can stand for it.
+            let factor = (params.covariance == CovarianceEstimator::Sample
+                && solve::faster_form(n, returns.nrows()) == solve::Form::Factor)
+                .then(|| estimate::sample_factor(&returns));
+            let risk = match &factor {
+                Some(factor) => solve::Risk::Factor { cov: &cov, factor },
+                None => solve::Risk::Dense(&cov),
+            };
+            if params.method == Method::MinVariance {
+                solve::min_variance_posed(risk, bounds)
+            } else {
+                solve::max_sharpe_posed(risk, &mean, params.risk_free_rate, bounds)
+            }
+        }
         Method::RiskParity => {
             let equal = vec![1.0 / n as f64; n];
             let budget = params.risk_budget.as_deref().unwrap_or(&equal);
