@@ -44,7 +44,18 @@ struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     stale_served: AtomicU64,
+    /// When the counters were made, and the miss count and milliseconds
+    /// since then at the cache's last bookkeeping run (see
+    /// [`Counters::recount_due`]).
+    born: Instant,
+    recounted_misses: AtomicU64,
+    recounted_ms: AtomicU64,
 }
+
+/// The longest expired entries stay in a cache's reported count while
+/// nothing is written: its bookkeeping runs at least this often when its
+/// stats are read.
+const RECOUNT_EVERY: Duration = Duration::from_secs(1);
 
 impl Counters {
     fn new(name: &'static str) -> Self {
@@ -53,7 +64,27 @@ impl Counters {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
+            born: Instant::now(),
+            recounted_misses: AtomicU64::new(0),
+            recounted_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the cache must run its pending bookkeeping before its entry
+    /// count is read: after a write (every write is counted as a miss once
+    /// it has landed) or once [`RECOUNT_EVERY`] has passed. Health reads
+    /// stats on every poll, and the bookkeeping takes the cache's
+    /// housekeeping lock.
+    fn recount_due(&self) -> bool {
+        let misses = self.misses.load(Ordering::Relaxed);
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let written = self.recounted_misses.swap(misses, Ordering::Relaxed) != misses;
+        let last = self.recounted_ms.load(Ordering::Relaxed);
+        let due = written || now.saturating_sub(last) >= RECOUNT_EVERY.as_millis() as u64;
+        if due {
+            self.recounted_ms.store(now, Ordering::Relaxed);
+        }
+        due
     }
 
     fn hit(&self) {
@@ -200,11 +231,11 @@ where
 
     /// Stores a value fetched by the caller (counted as a miss).
     pub async fn put(&self, key: K, value: V) {
-        self.counters.miss();
         self.last_good
             .insert(key.clone(), (value.clone(), Instant::now()))
             .await;
         self.fresh.insert(key, value).await;
+        self.counters.miss();
     }
 
     /// The last good value for `key`, however old, and its age.
@@ -215,7 +246,9 @@ where
     }
 
     pub async fn stats(&self) -> CacheStats {
-        self.fresh.run_pending_tasks().await;
+        if self.counters.recount_due() {
+            self.fresh.run_pending_tasks().await;
+        }
         self.counters.stats(self.fresh.entry_count())
     }
 }
@@ -381,7 +414,9 @@ where
 
     /// Counts, and the bytes of the fresh series as the budget weighs them.
     pub async fn stats(&self) -> CacheStats {
-        self.fresh.run_pending_tasks().await;
+        if self.counters.recount_due() {
+            self.fresh.run_pending_tasks().await;
+        }
         CacheStats {
             bytes: Some(self.fresh.weighted_size()),
             ..self.counters.stats(self.fresh.entry_count())
@@ -423,6 +458,19 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let stats = cache.stats().await;
         assert_eq!((stats.misses, stats.hits, stats.entries), (1, 999, 1));
+    }
+
+    #[tokio::test]
+    async fn the_entry_count_shows_writes_at_once_and_expiries_within_the_recount_interval() {
+        let cache: TtlCache<String, u32> = TtlCache::new("test", 100, Duration::from_millis(50));
+        assert_eq!(cache.stats().await.entries, 0);
+        cache.put("AAPL".into(), 1).await;
+        assert_eq!(cache.stats().await.entries, 1);
+        cache.put("MSFT".into(), 2).await;
+        assert_eq!(cache.stats().await.entries, 2);
+        // Expired, nothing written since: still counted until the recount.
+        tokio::time::sleep(RECOUNT_EVERY + Duration::from_millis(100)).await;
+        assert_eq!(cache.stats().await.entries, 0);
     }
 
     #[tokio::test]
