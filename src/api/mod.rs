@@ -50,16 +50,9 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        // Innermost first: each `layer` wraps everything above it.
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(
-            std::sync::Arc::clone(&state.access),
-            edge,
-        ))
-        .layer(CompressionLayer::new())
-        .layer(cors)
+        // One `layer` call for the whole stack: each `Router::layer` boxes
+        // the routes again, and every box is cloned on every request.
+        // Outermost first.
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::default()))
@@ -71,7 +64,16 @@ pub fn router(state: AppState) -> Router {
                         .unwrap_or("-");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
                 }).on_response(DefaultOnResponse::new().level(access_level(state.settings.log.access))))
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(cors)
+                .layer(CompressionLayer::new())
+                .layer(middleware::from_fn_with_state(
+                    std::sync::Arc::clone(&state.access),
+                    edge,
+                ))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+                .layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)
 }

@@ -11,8 +11,26 @@ use crate::forecast::ForecastService;
 use crate::market::DataManager;
 use crate::stream::Hub;
 
+/// The services every handler reaches, behind one `Arc`: axum clones the
+/// state into each request (the route's service, then the `State`
+/// extractor), and one reference count costs less than one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub settings: Arc<Settings>,
     pub market: Arc<DataManager>,
     pub forecasts: Arc<ForecastService>,

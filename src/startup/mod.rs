@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::Access;
-use crate::api::state::AppState;
+use crate::api::state::{AppState, Services};
 use crate::catalog::{Catalog, SubscriptionLimits, SubscriptionStore};
 use crate::config::{Environment, ProviderName, Settings};
 use crate::forecast::backtest::BacktestService;
@@ -181,7 +181,7 @@ pub async fn build_state(settings: Settings, mut registry: Registry) -> anyhow::
         let market = Arc::clone(&market);
         tokio::spawn(async move { market.probe_live_providers().await });
     }
-    Ok(AppState {
+    Ok(AppState::new(Services {
         settings: Arc::new(settings),
         market,
         forecasts,
@@ -193,7 +193,7 @@ pub async fn build_state(settings: Settings, mut registry: Registry) -> anyhow::
         ready: Arc::new(AtomicBool::new(true)),
         bodies: Arc::default(),
         lifecycle,
-    })
+    }))
 }
 
 /// The model lifecycle alone (for `tickcast train --register`): the
